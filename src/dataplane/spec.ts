@@ -1,0 +1,95 @@
+// The data-plane spec: what listeners exist and what each does with a connection.
+// Derived purely from a MeshConfig; the builtin and Envoy data planes both consume
+// it, so a feature is specified once.
+
+import type { MeshConfig, Port } from '../config/types.js'
+import { MESH_PORTS } from '../config/types.js'
+
+/** Ingress: transparent, TLS terminated, plaintext to the original destination. */
+export interface IngressListenerSpec {
+  readonly kind: 'ingress'
+  readonly name: 'ingress' | 'ingress-no-client-auth'
+  readonly port: Port
+  readonly requireClientCert: boolean
+  /**
+   * Connections whose original destination port is one of these are refused: a
+   * connection addressed to a mesh port itself would otherwise loop through the proxy.
+   */
+  readonly loopGuardPorts: readonly Port[]
+}
+
+/** Explicit egress: loopback listener, mTLS to a fixed remote whose cert must carry `verifyName`. */
+export interface EgressListenerSpec {
+  readonly kind: 'egress'
+  readonly name: string
+  readonly address: string
+  readonly port: Port
+  readonly upstream: { readonly host: string; readonly port: Port }
+  /** Secure naming: this must be a DNS or IP SAN of the server certificate. */
+  readonly verifyName: string
+}
+
+/** Transparent egress: captured outbound TCP, mTLS to the original destination, whose IP must be a SAN. */
+export interface EgressCaptureListenerSpec {
+  readonly kind: 'egress-capture'
+  readonly name: 'egress-capture'
+  readonly port: Port
+  readonly loopGuardPorts: readonly Port[]
+}
+
+export type ListenerSpec = IngressListenerSpec | EgressListenerSpec | EgressCaptureListenerSpec
+
+export interface TimeoutsSpec {
+  /** A TLS handshake that has not completed by then is destroyed. */
+  readonly handshakeMs: number
+  /** Upstream TCP connect. */
+  readonly connectMs: number
+  /** Accepted connections wait at most this long for certificates before being closed. */
+  readonly certificateWaitMs: number
+  /** On close(), established connections get this long before they are destroyed. */
+  readonly drainMs: number
+}
+
+export interface DataPlaneSpec {
+  /** Stable order: ingress (15006, 15007), egress capture, egress by address:port. */
+  readonly listeners: readonly ListenerSpec[]
+  readonly timeouts: TimeoutsSpec
+}
+
+export const DEFAULT_TIMEOUTS: TimeoutsSpec = {
+  handshakeMs: 10_000,
+  connectMs: 10_000,
+  certificateWaitMs: 30_000,
+  drainMs: 5_000,
+}
+
+export function deriveSpec(config: MeshConfig, timeouts: TimeoutsSpec = DEFAULT_TIMEOUTS): DataPlaneSpec {
+  const guard = [MESH_PORTS.ingressMtls, MESH_PORTS.ingressTls, MESH_PORTS.egressCapture, config.admin.port]
+  const listeners: ListenerSpec[] = []
+  if (config.ingress.enabled) {
+    listeners.push(
+      { kind: 'ingress', name: 'ingress', port: MESH_PORTS.ingressMtls, requireClientCert: true, loopGuardPorts: guard },
+      {
+        kind: 'ingress',
+        name: 'ingress-no-client-auth',
+        port: MESH_PORTS.ingressTls,
+        requireClientCert: false,
+        loopGuardPorts: guard,
+      },
+    )
+  }
+  if (config.transparentEgress.enabled) {
+    listeners.push({ kind: 'egress-capture', name: 'egress-capture', port: MESH_PORTS.egressCapture, loopGuardPorts: guard })
+  }
+  for (const rule of config.egress) {
+    listeners.push({
+      kind: 'egress',
+      name: rule.name,
+      address: rule.listen.address,
+      port: rule.listen.port,
+      upstream: { host: rule.remote.host, port: rule.remote.port },
+      verifyName: rule.remote.host,
+    })
+  }
+  return { listeners, timeouts }
+}
