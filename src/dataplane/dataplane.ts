@@ -1,0 +1,45 @@
+// The seam between the agent and a data plane. The agent owns the lifecycle and the
+// certificates; a data plane only carries bytes according to its DataPlaneSpec.
+
+/** PEM text as found in Contrast's `/contrast/tls-config` layout. */
+export interface TlsMaterial {
+  /** `mesh-ca.pem`: one or more CA certificates (a bundle while the mesh CA rotates). */
+  readonly meshCa: string
+  /** `certChain.pem`: leaf first, then intermediates. */
+  readonly certChain: string
+  /** `key.pem`: PKCS#8 private key of the leaf. */
+  readonly key: string
+}
+
+/** Monotonic counters; the agent renders them as Prometheus metrics. */
+export interface DataPlaneStats {
+  /** By listener name. */
+  readonly connectionsAccepted: Readonly<Record<string, number>>
+  readonly connectionsActive: number
+  readonly handshakesCompleted: Readonly<Record<string, number>>
+  /** By failure reason code (e.g. `TLS_HANDSHAKE`, `NO_CLIENT_CERT`, `SAN_MISMATCH`, `LOOP`, `UPSTREAM_CONNECT`). */
+  readonly failures: Readonly<Record<string, number>>
+  readonly bytesIn: number
+  readonly bytesOut: number
+}
+
+/**
+ *   created --start()--> listening --setCredentials()--> serving
+ *      any --close()--> draining --> closed ;  any --destroy()--> closed
+ * Connections accepted in `listening` are held (bounded by timeouts.certificateWaitMs)
+ * until credentials arrive, never passed through in plaintext.
+ */
+export type DataPlaneState = 'created' | 'listening' | 'serving' | 'draining' | 'closed'
+
+export interface DataPlane {
+  readonly state: DataPlaneState
+  /** Binds every listener of the spec; rejects (and binds none) if any bind fails. */
+  start(): Promise<void>
+  /** Installs or swaps credentials. Established connections keep the context they started with. */
+  setCredentials(material: TlsMaterial): void
+  stats(): DataPlaneStats
+  /** Stops accepting, lets connections drain for timeouts.drainMs, then destroys the rest. Idempotent. */
+  close(): Promise<void>
+  /** Closes every listener and socket now. Idempotent. */
+  destroy(err?: Error): void
+}
