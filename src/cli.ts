@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// podvm-mesh command line. Each command lives with its component and is only
+// dispatched from here; exit codes: 0 ok, 1 a negative answer (e.g. evidence not
+// verified), 2 unusable input.
+
+export interface CommandIo {
+  readonly stdout: NodeJS.WritableStream
+  readonly stderr: NodeJS.WritableStream
+  readonly env: NodeJS.ProcessEnv
+}
+
+export type Command = (argv: string[], io: CommandIo) => Promise<number>
+
+interface CommandEntry {
+  readonly summary: string
+  readonly load: () => Promise<Command>
+}
+
+// Loaded lazily so `podvm-mesh check` does not pay for gRPC or koffi.
+const COMMANDS: Record<string, CommandEntry> = {
+}
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(18)} ${c.summary}`)
+  return `usage: podvm-mesh <command> [options]\n\ncommands:\n${lines.join('\n')}\n`
+}
+
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(usage())
+    return name === undefined ? 2 : 0
+  }
+  // `render nft` / `evidence verify`: two-word commands are keyed with a space.
+  const two = rest[0] !== undefined ? `${name} ${rest[0]}` : undefined
+  const entry = (two !== undefined ? COMMANDS[two] : undefined) ?? COMMANDS[name]
+  if (entry === undefined) {
+    io.stderr.write(`podvm-mesh: unknown command "${argv.slice(0, 2).join(' ')}"\n${usage()}`)
+    return 2
+  }
+  const args = two !== undefined && COMMANDS[two] !== undefined ? rest.slice(1) : rest
+  const command = await entry.load()
+  return command(args, io)
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href
+if (invokedDirectly || process.argv[1]?.endsWith('/podvm-mesh')) {
+  main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err: unknown) => {
+      process.stderr.write(`podvm-mesh: ${err instanceof Error ? err.message : String(err)}\n`)
+      process.exitCode = 2
+    },
+  )
+}
