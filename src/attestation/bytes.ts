@@ -1,0 +1,100 @@
+// A bounds-checked cursor over attestation evidence. Every read first calls
+// `need(n, field)`, so a short input fails with a ParseError naming the field,
+// never with the DataView's RangeError.
+
+import { ParseError } from './errors.js'
+
+export class ByteReader {
+  readonly bytes: Uint8Array
+  /** Absolute offset of bytes[0] in the outermost buffer, for error reports. */
+  readonly base: number
+  #view: DataView
+  #pos = 0
+
+  constructor(bytes: Uint8Array, base = 0) {
+    this.bytes = bytes
+    this.base = base
+    // A Node Buffer is a window into a shared slab: the view must start at its byteOffset.
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  }
+
+  /** Position relative to this reader's start. */
+  get pos(): number {
+    return this.#pos
+  }
+
+  /** Absolute position, as reported in errors. */
+  get offset(): number {
+    return this.base + this.#pos
+  }
+
+  get remaining(): number {
+    return this.bytes.byteLength - this.#pos
+  }
+
+  need(n: number, field: string): void {
+    if (!Number.isSafeInteger(n) || n < 0 || n > this.remaining) {
+      throw new ParseError(field, this.offset, n, this.remaining)
+    }
+  }
+
+  /** Moves to a position relative to this reader's start (may not pass the end). */
+  seek(pos: number, field: string): this {
+    if (!Number.isSafeInteger(pos) || pos < 0 || pos > this.bytes.byteLength) {
+      throw new ParseError(field, this.base + this.#pos, pos - this.#pos, this.remaining)
+    }
+    this.#pos = pos
+    return this
+  }
+
+  skip(n: number, field: string): this {
+    this.need(n, field)
+    this.#pos += n
+    return this
+  }
+
+  u8(field: string): number {
+    this.need(1, field)
+    return this.#view.getUint8(this.#pos++)
+  }
+
+  u16(field: string): number {
+    this.need(2, field)
+    const v = this.#view.getUint16(this.#pos, true)
+    this.#pos += 2
+    return v
+  }
+
+  u32(field: string): number {
+    this.need(4, field)
+    const v = this.#view.getUint32(this.#pos, true)
+    this.#pos += 4
+    return v
+  }
+
+  u64(field: string): bigint {
+    this.need(8, field)
+    const v = this.#view.getBigUint64(this.#pos, true)
+    this.#pos += 8
+    return v
+  }
+
+  /** A view (no copy) of the next n bytes; copy it if it must outlive the input. */
+  bytesView(n: number, field: string): Uint8Array {
+    this.need(n, field)
+    const v = this.bytes.subarray(this.#pos, this.#pos + n)
+    this.#pos += n
+    return v
+  }
+
+  /** A copy of the next n bytes, safe to keep after the input buffer is reused. */
+  bytesCopy(n: number, field: string): Uint8Array {
+    return Uint8Array.from(this.bytesView(n, field))
+  }
+
+  /** A reader over the next n bytes, reporting absolute offsets. */
+  sub(n: number, field: string): ByteReader {
+    const start = this.offset
+    return new ByteReader(this.bytesView(n, field), start)
+  }
+}
