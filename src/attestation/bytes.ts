@@ -98,3 +98,56 @@ export class ByteReader {
     return new ByteReader(this.bytesView(n, field), start)
   }
 }
+
+export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'bytes'
+
+/** One row of a binary layout table: where a field sits and how to read it. */
+export interface FieldSpec<N extends string = string, K extends FieldKind = FieldKind> {
+  readonly field: N
+  readonly offset: number
+  readonly size: number
+  readonly kind: K
+}
+
+type KindType<K extends FieldKind> = K extends 'u64' ? bigint : K extends 'bytes' ? Uint8Array : number
+
+export type LayoutFields<L extends readonly FieldSpec[]> = {
+  -readonly [E in L[number] as E['field']]: KindType<E['kind']>
+}
+
+const KIND_SIZE: Record<Exclude<FieldKind, 'bytes'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8 }
+
+/**
+ * Reads every field of a layout table at its offset (relative to the reader's
+ * start). Byte fields are copies, so the result does not pin the input buffer.
+ */
+export function readLayout<const L extends readonly FieldSpec[]>(r: ByteReader, layout: L): LayoutFields<L> {
+  const out: Record<string, unknown> = Object.create(null)
+  for (const spec of layout) {
+    if (spec.kind !== 'bytes' && KIND_SIZE[spec.kind] !== spec.size) {
+      throw new Error(`layout bug: ${spec.field} is ${spec.kind} but ${spec.size} B`)
+    }
+    if (spec.offset > r.bytes.byteLength) {
+      throw new ParseError(spec.field, r.base + spec.offset, spec.size, 0)
+    }
+    r.seek(spec.offset, spec.field)
+    switch (spec.kind) {
+      case 'u8':
+        out[spec.field] = r.u8(spec.field)
+        break
+      case 'u16':
+        out[spec.field] = r.u16(spec.field)
+        break
+      case 'u32':
+        out[spec.field] = r.u32(spec.field)
+        break
+      case 'u64':
+        out[spec.field] = r.u64(spec.field)
+        break
+      case 'bytes':
+        out[spec.field] = r.bytesCopy(spec.size, spec.field)
+        break
+    }
+  }
+  return out as LayoutFields<L>
+}
