@@ -1,0 +1,84 @@
+// Every configuration problem is collected as an issue; a ConfigError carries all
+// issues of one input, so an operator fixes an annotation once, not once per error.
+
+import { MeshError } from '../errors.js'
+
+export type ConfigCode =
+  /** The input (env, flags, file content) is wrong; details.issues says where and why. */
+  | 'CONFIG_INVALID'
+  /** The config file could not be read; details.issues has one FILE_UNREADABLE issue. */
+  | 'CONFIG_FILE_UNREADABLE'
+  /** A command asked configFromArgs for an option that the shared config options already own. */
+  | 'CONFIG_OPTION_CLASH'
+
+/** Stable reason codes; tests and operators match on these, not on messages. */
+export type ConfigReason =
+  | 'PORT_NOT_NUMERIC'
+  | 'PORT_OUT_OF_RANGE'
+  | 'PORT_RESERVED'
+  | 'DUPLICATE_INGRESS_PORT'
+  | 'ADMIN_PORT_RESERVED'
+  | 'LISTEN_NOT_LOCAL'
+  | 'LISTEN_ADDRESS_INVALID'
+  | 'LISTEN_PORT_RESERVED'
+  | 'DUPLICATE_LISTEN'
+  | 'DUPLICATE_EGRESS_NAME'
+  | 'MISSING_PORT'
+  | 'INVALID_HOST'
+  | 'INVALID_NAME'
+  | 'WRONG_FIELD_COUNT'
+  | 'EMPTY_ENTRY'
+  | 'EMPTY_VALUE'
+  | 'INVALID_BOOLEAN'
+  | 'ENV_CONFLICT'
+  | 'INVALID_CIDR'
+  | 'CIDR_HOST_BITS_SET'
+  | 'ALLOW_LIST_WITHOUT_OPT_IN'
+  | 'INGRESS_DISABLED_WITH_PORTS'
+  | 'FILE_SYNTAX'
+  | 'FILE_FORMAT_UNKNOWN'
+  | 'FILE_UNREADABLE'
+  | 'UNKNOWN_KEY'
+  | 'MISSING_FIELD'
+  | 'WRONG_TYPE'
+  | 'INVALID_VALUE'
+  | 'INVALID_ARGUMENT'
+  | 'FLAGS_WITH_FILE'
+
+export interface ConfigIssue {
+  /** Where: an env var (`CONTRAST_INGRESS_PROXY_CONFIG`), a flag (`--egress`), `file:<path>`, or `argv`. */
+  readonly source: string
+  /** The raw entry text (env/flags) or field value (file), when there is one. */
+  readonly entry?: string
+  /** Position of the entry in its list. */
+  readonly index?: number
+  readonly reason: ConfigReason
+  readonly message: string
+}
+
+export class ConfigError extends MeshError<ConfigCode> {
+  declare readonly details: { readonly issues: readonly ConfigIssue[] } & Readonly<Record<string, unknown>>
+
+  get issues(): readonly ConfigIssue[] {
+    return this.details.issues
+  }
+}
+
+/** One line per issue: `source [index] "entry": REASON: message`. */
+export function formatIssue(issue: ConfigIssue): string {
+  const at = issue.index !== undefined ? ` [${issue.index}]` : ''
+  const entry = issue.entry !== undefined ? ` ${JSON.stringify(issue.entry)}` : ''
+  return `${issue.source}${at}${entry}: ${issue.reason}: ${issue.message}`
+}
+
+export function configInvalid(
+  issues: readonly ConfigIssue[],
+  options: { code?: ConfigCode; cause?: unknown; file?: string } = {},
+): ConfigError {
+  const frozen = Object.freeze(issues.map((i) => Object.freeze({ ...i })))
+  const what = options.file !== undefined ? `mesh configuration file ${options.file}` : 'mesh configuration'
+  const head = `invalid ${what} (${issues.length} problem${issues.length === 1 ? '' : 's'})`
+  const message = [head, ...frozen.map((i) => `  ${formatIssue(i)}`)].join('\n')
+  const details = options.file !== undefined ? { issues: frozen, file: options.file } : { issues: frozen }
+  return new ConfigError(options.code ?? 'CONFIG_INVALID', message, details, options.cause === undefined ? undefined : { cause: options.cause })
+}

@@ -1,0 +1,33 @@
+// Public surface of the config component; other components import only from here.
+
+export {
+  DEFAULT_ADMIN_PORT,
+  MESH_PORTS,
+  MESH_SOCKET_MARK,
+  TPROXY_MARK,
+  TPROXY_ROUTE_TABLE,
+  type AdminConfig,
+  type EgressRule,
+  type IngressConfig,
+  type IngressRule,
+  type MeshConfig,
+  type PlaintextDestination,
+  type Port,
+  type TransparentEgressConfig,
+} from './types.js'
+export { ConfigError, formatIssue, type ConfigCode, type ConfigIssue, type ConfigReason } from './errors.js'
+export {
+  ENV_NAMES,
+  fileFormatOf,
+  meshConfigFromEnv,
+  meshConfigFromFile,
+  meshConfigFromStrings,
+  meshConfigFromText,
+  parseEgress,
+  parseIngress,
+  type SourcedValue,
+  type StringInputs,
+} from './parse.js'
+export { MeshConfigFileSchema, type FileFormat, type MeshConfigFile } from './file-schema.js'
+export { CONFIG_OPTIONS, CONFIG_USAGE, configFromArgs, type ConfigFromArgs, type ExtraValues, type OptionsSpec } from './args.js'
+export { toPort } from './validate.js'

@@ -1,0 +1,288 @@
+// Raw form → MeshConfig. All semantic checks live here, whatever the input syntax.
+
+import {
+  compareIp,
+  formatCidr,
+  formatIp,
+  hostText,
+  isLoopbackV4,
+  parseCidr,
+  parseHost,
+  parseIp,
+  splitHostPort,
+  type IpAddress,
+} from './address.js'
+import { configInvalid, type ConfigIssue, type ConfigReason } from './errors.js'
+import type { Origin, RawField, RawMeshConfig } from './raw.js'
+import {
+  DEFAULT_ADMIN_PORT,
+  MESH_PORTS,
+  type AdminConfig,
+  type EgressRule,
+  type IngressRule,
+  type MeshConfig,
+  type PlaintextDestination,
+  type Port,
+} from './types.js'
+
+const MAX_PORT = 65535
+/** Names end up as Envoy listener/cluster names, nft comments and log fields. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
+
+/** Mints a Port from a number known to be valid; throws ConfigError otherwise. */
+export function toPort(n: number, source = 'port'): Port {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PORT) {
+    throw configInvalid([{ source, entry: String(n), reason: 'PORT_OUT_OF_RANGE', message: `port ${n} is not 1..${MAX_PORT}` }])
+  }
+  return n as Port
+}
+
+const MESH_PORT_NAMES = new Map<number, string>([
+  [MESH_PORTS.ingressMtls, 'ingress mTLS'],
+  [MESH_PORTS.ingressTls, 'ingress TLS'],
+  [MESH_PORTS.egressCapture, 'egress capture'],
+])
+
+class Checker {
+  readonly issues: ConfigIssue[]
+  constructor(issues: ConfigIssue[]) {
+    this.issues = issues
+  }
+
+  add(at: Origin, reason: ConfigReason, message: string): void {
+    this.issues.push({ ...at, reason, message })
+  }
+
+  port(field: RawField<string | number>, what: string): Port | undefined {
+    const v = field.value
+    let n: number
+    if (typeof v === 'number') {
+      if (!Number.isInteger(v)) {
+        this.add(field.at, 'PORT_NOT_NUMERIC', `${what} ${v} is not an integer`)
+        return undefined
+      }
+      n = v
+    } else {
+      if (!/^[0-9]+$/.test(v)) {
+        this.add(field.at, 'PORT_NOT_NUMERIC', `${what} "${v}" is not a decimal number`)
+        return undefined
+      }
+      n = Number(v)
+    }
+    if (n < 1 || n > MAX_PORT) {
+      this.add(field.at, 'PORT_OUT_OF_RANGE', `${what} ${typeof v === 'string' ? v : n} is not 1..${MAX_PORT}`)
+      return undefined
+    }
+    return n as Port
+  }
+
+  name(field: RawField<string>): string | undefined {
+    if (!NAME.test(field.value)) {
+      this.add(
+        field.at,
+        'INVALID_NAME',
+        field.value === ''
+          ? 'name is empty'
+          : `name "${field.value}" must be 1..63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`,
+      )
+      return undefined
+    }
+    return field.value
+  }
+}
+
+function admin(c: Checker, raw: RawMeshConfig): AdminConfig | undefined {
+  if (raw.admin === undefined) return { port: DEFAULT_ADMIN_PORT, exposed: false }
+  const port = c.port(raw.admin.port, 'admin port')
+  if (port === undefined) return undefined
+  const mesh = MESH_PORT_NAMES.get(port)
+  if (mesh !== undefined) {
+    c.add(raw.admin.port.at, 'ADMIN_PORT_RESERVED', `admin port ${port} is the mesh's ${mesh} port`)
+    return undefined
+  }
+  return { port, exposed: true }
+}
+
+function ingressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | undefined): IngressRule[] {
+  const ing = raw.ingress
+  if (ing === undefined) return []
+  if (ing.disabled && ing.entries.length > 0) {
+    c.add(ing.at, 'INGRESS_DISABLED_WITH_PORTS', 'ingress is disabled but has port exceptions; remove one or the other')
+  }
+  const rules: IngressRule[] = []
+  const seen = new Map<number, number | undefined>()
+  for (const e of ing.entries) {
+    const name = c.name(e.name)
+    const port = c.port(e.port, 'ingress port')
+    if (port !== undefined) {
+      const mesh = MESH_PORT_NAMES.get(port)
+      if (mesh !== undefined) {
+        c.add(e.port.at, 'PORT_RESERVED', `ingress port ${port} is the mesh's ${mesh} port`)
+        continue
+      }
+      if (adminCfg !== undefined && port === adminCfg.port) {
+        c.add(e.port.at, 'PORT_RESERVED', `ingress port ${port} is the admin port`)
+        continue
+      }
+      if (seen.has(port)) {
+        const first = seen.get(port)
+        c.add(e.port.at, 'DUPLICATE_INGRESS_PORT', `ingress port ${port} already has a rule${first !== undefined ? ` (entry ${first})` : ''}`)
+        continue
+      }
+      seen.set(port, e.at.index)
+    }
+    if (name !== undefined && port !== undefined && e.mode !== undefined) rules.push({ name, port, mode: e.mode.value })
+  }
+  return rules.sort((a, b) => a.port - b.port)
+}
+
+interface SortableEgress {
+  readonly rule: EgressRule
+  readonly ip: IpAddress
+}
+
+function egressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | undefined): EgressRule[] {
+  const out: SortableEgress[] = []
+  const names = new Map<string, number | undefined>()
+  const listens = new Map<string, number | undefined>()
+  for (const e of raw.egress) {
+    const name = c.name(e.name)
+    if (name !== undefined) {
+      if (names.has(name)) {
+        c.add(e.name.at, 'DUPLICATE_EGRESS_NAME', `egress name "${name}" is used twice (first: entry ${names.get(name)})`)
+      } else names.set(name, e.at.index)
+    }
+
+    let listen: { address: string; ip: IpAddress; port: Port } | undefined
+    const ls = splitHostPort(e.listen.value)
+    if (!ls.ok) c.add(e.listen.at, ls.missingPort ? 'MISSING_PORT' : 'LISTEN_ADDRESS_INVALID', `listen: ${ls.message}`)
+    else {
+      const ip = parseIp(ls.value.host)
+      const port = c.port({ value: ls.value.port, at: e.listen.at }, 'listen port')
+      if (ip === undefined) {
+        c.add(e.listen.at, 'LISTEN_ADDRESS_INVALID', `listen address "${ls.value.host}" is not an IPv4 address`)
+      } else if (!isLoopbackV4(ip)) {
+        c.add(e.listen.at, 'LISTEN_NOT_LOCAL', `listen address ${formatIp(ip)} is not in local CIDR 127.0.0.0/8`)
+      } else if (port !== undefined) {
+        const address = formatIp(ip)
+        const mesh = MESH_PORT_NAMES.get(port)
+        if (mesh !== undefined) {
+          c.add(e.listen.at, 'LISTEN_PORT_RESERVED', `listen port ${port} is the mesh's ${mesh} port, bound on all addresses`)
+        } else if (adminCfg !== undefined && port === adminCfg.port && (adminCfg.exposed || address === '127.0.0.1')) {
+          c.add(
+            e.listen.at,
+            'LISTEN_PORT_RESERVED',
+            `listen ${address}:${port} collides with the admin listener on ${adminCfg.exposed ? 'all addresses' : '127.0.0.1'}:${port}`,
+          )
+        } else if (listens.has(`${address}:${port}`)) {
+          c.add(e.listen.at, 'DUPLICATE_LISTEN', `listen ${address}:${port} is used twice (first: entry ${listens.get(`${address}:${port}`)})`)
+        } else {
+          listens.set(`${address}:${port}`, e.at.index)
+          listen = { address, ip, port }
+        }
+      }
+    }
+
+    let remote: { host: string; port: Port } | undefined
+    const rs = splitHostPort(e.remote.value)
+    if (!rs.ok) c.add(e.remote.at, rs.missingPort ? 'MISSING_PORT' : 'INVALID_HOST', `remote: ${rs.message}`)
+    else {
+      const host = parseHost(rs.value.host, rs.value.bracketed)
+      const port = c.port({ value: rs.value.port, at: e.remote.at }, 'remote port')
+      if (!host.ok) c.add(e.remote.at, 'INVALID_HOST', `remote host: ${host.message}`)
+      else if (port !== undefined) remote = { host: hostText(host.value), port }
+    }
+
+    if (name !== undefined && listen !== undefined && remote !== undefined) {
+      out.push({ rule: { name, listen: { address: listen.address, port: listen.port }, remote }, ip: listen.ip })
+    }
+  }
+  return out.sort((a, b) => compareIp(a.ip, b.ip) || a.rule.listen.port - b.rule.listen.port).map((s) => s.rule)
+}
+
+function plaintextDestinations(c: Checker, raw: RawMeshConfig): { enabled: boolean; allow: PlaintextDestination[] } {
+  const te = raw.transparentEgress
+  if (te === undefined) return { enabled: false, allow: [] }
+  const enabled = te.enabled?.value
+  // An invalid opt-in value was already reported; do not pile a second issue on it.
+  const optInInvalid = te.enabled !== undefined && enabled === undefined
+  if (te.allowPlaintext.length > 0 && enabled !== true && !optInInvalid) {
+    c.add(
+      te.allowAt,
+      'ALLOW_LIST_WITHOUT_OPT_IN',
+      'a plaintext allow-list only means something with transparent egress enabled',
+    )
+  }
+  const parsed: { dest: PlaintextDestination; ip: IpAddress; prefix: number }[] = []
+  for (const f of te.allowPlaintext) {
+    let cidrText = f.value
+    let portText: string | undefined
+    if (f.value.startsWith('[')) {
+      const close = f.value.indexOf(']')
+      const rest = close < 0 ? '' : f.value.slice(close + 1)
+      if (close < 0 || (rest !== '' && !rest.startsWith(':'))) {
+        c.add(f.at, 'INVALID_CIDR', `"${f.value}" is not [CIDR] or [CIDR]:port`)
+        continue
+      }
+      cidrText = f.value.slice(1, close)
+      if (rest !== '') portText = rest.slice(1)
+    } else {
+      const colons = f.value.split(':').length - 1
+      // One colon can only be IPv4:port; several are an unbracketed IPv6 CIDR without port.
+      if (colons === 1) {
+        const i = f.value.indexOf(':')
+        cidrText = f.value.slice(0, i)
+        portText = f.value.slice(i + 1)
+      }
+    }
+    const cidr = parseCidr(cidrText)
+    const port = portText === undefined ? undefined : c.port({ value: portText, at: f.at }, 'allow-list port')
+    if (!cidr.ok) {
+      c.add(f.at, cidr.hostBits ? 'CIDR_HOST_BITS_SET' : 'INVALID_CIDR', cidr.message)
+      continue
+    }
+    if (portText !== undefined && port === undefined) continue
+    const dest: PlaintextDestination =
+      port === undefined
+        ? { cidr: formatCidr(cidr.value), family: cidr.value.ip.family }
+        : { cidr: formatCidr(cidr.value), family: cidr.value.ip.family, port }
+    parsed.push({ dest, ip: cidr.value.ip, prefix: cidr.value.prefix })
+  }
+  parsed.sort(
+    (a, b) =>
+      compareIp(a.ip, b.ip) || a.prefix - b.prefix || (a.dest.port ?? 0) - (b.dest.port ?? 0),
+  )
+  // Exact repeats are harmless; keep one so the ruleset has no duplicate rules.
+  const allow = parsed
+    .filter((p, i) => i === 0 || p.dest.cidr !== parsed[i - 1]?.dest.cidr || p.dest.port !== parsed[i - 1]?.dest.port)
+    .map((p) => p.dest)
+  return { enabled: enabled === true, allow }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}
+
+/**
+ * Judges a raw config. `issues` already holds the syntax issues of the same input;
+ * everything found here is added, and any issue at all throws one ConfigError.
+ */
+export function validateRaw(raw: RawMeshConfig, issues: ConfigIssue[] = []): MeshConfig {
+  const c = new Checker(issues)
+  const adminCfg = admin(c, raw)
+  const rules = ingressRules(c, raw, adminCfg)
+  const egress = egressRules(c, raw, adminCfg)
+  const te = plaintextDestinations(c, raw)
+  if (c.issues.length > 0 || adminCfg === undefined) throw configInvalid(c.issues)
+  const disabled = raw.ingress?.disabled === true
+  return deepFreeze({
+    ingress: { enabled: !disabled, rules: disabled ? [] : rules },
+    egress,
+    transparentEgress: { enabled: te.enabled, allowPlaintext: te.allow },
+    admin: adminCfg,
+  })
+}
