@@ -18,6 +18,7 @@ interface CommandEntry {
 
 // Loaded lazily so `podvm-mesh check` does not pay for gRPC or koffi.
 const COMMANDS: Record<string, CommandEntry> = {
+  'evidence verify': { summary: 'verify SEV-SNP or TDX evidence', load: async () => (await import('./attestation/verify-command.js')).evidenceVerifyCommand },
   check: { summary: 'validate a mesh config and print it normalized', load: async () => (await import('./config/check-command.js')).checkCommand },
 }
 

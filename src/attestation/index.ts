@@ -2,8 +2,17 @@
 // other components. Named re-exports only.
 
 export { AttestationError, ParseError, type AttestationCode } from './errors.js'
-export { ByteReader } from './bytes.js'
-export { toHex, fromHex, bytesEqual, decodeEvidenceFile, type InputEncoding } from './encoding.js'
+export { ByteReader, readLayout, type FieldSpec, type LayoutFields } from './bytes.js'
+export {
+  toHex,
+  fromHex,
+  bytesEqual,
+  decodeEvidenceFile,
+  parseCertificates,
+  certFingerprint,
+  type CertInput,
+  type InputEncoding,
+} from './encoding.js'
 export {
   checkReportData,
   claimsToJson,
@@ -13,3 +22,34 @@ export {
   type VerifyReasonCode,
   type VerifyResult,
 } from './verifier.js'
+export {
+  parseSnpReport,
+  decodeTcb,
+  decodePolicy,
+  decodeSignerInfo,
+  SNP_REPORT_BYTES,
+  SNP_SIGNED_BYTES,
+  SNP_REPORT_LAYOUT,
+  type SnpReport,
+  type SnpProduct,
+  type SnpTcb,
+  type SnpPolicy,
+  type SnpSignerInfo,
+} from './snp/report.js'
+export { parseSnpCertTable, buildSnpCertTable, CERT_TABLE_GUID, type SnpCertTable, type CertTableRole } from './snp/cert-table.js'
+export { amdRoots, amdChains, AMD_ARK_FINGERPRINTS, type AmdChain } from './snp/roots.js'
+export { AMD_OID } from './snp/vcek.js'
+export {
+  verifySnp,
+  snpSignatureP1363,
+  type SnpVerifyOptions,
+  type SnpPolicyOptions,
+  type SnpTcbMinimum,
+  type SnpClaims,
+  type SnpEndorsementClaims,
+  type SnpVerifyResult,
+} from './snp/verify.js'
+export { parseTdxQuote, TDX_BODY_LAYOUT, TDX_HEADER_LAYOUT, QE_REPORT_LAYOUT, type TdxQuote, type TdxBody, type QeReport } from './tdx/quote.js'
+export { intelSgxRootCa, INTEL_SGX_ROOT_CA_SHA256 } from './tdx/roots.js'
+export { verifyTdx, type TdxVerifyOptions, type TdxPolicyOptions, type TdxClaims, type TdxVerifyResult } from './tdx/verify.js'
+export { evidenceVerifyCommand } from './verify-command.js'

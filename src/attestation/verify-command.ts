@@ -1,0 +1,117 @@
+// `podvm-mesh evidence verify`: verify an SEV-SNP report or a TDX quote from
+// files and print one JSON object. Exit 0 verified, 1 not verified, 2 unusable
+// input. This is the impure edge: it reads files and, without --at, the clock.
+
+import { readFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import type { Command, CommandIo } from '../cli.js'
+import { isMeshError } from '../errors.js'
+import { decodeEvidenceFile, fromHex } from './encoding.js'
+import { SNP_REPORT_BYTES } from './snp/report.js'
+import { verifySnp } from './snp/verify.js'
+import { verifyTdx } from './tdx/verify.js'
+import { claimsToJson, type VerifyReason } from './verifier.js'
+
+const USAGE = `usage: podvm-mesh evidence verify (--snp-report FILE [--vcek FILE] [--chain FILE] [--cert-table FILE] | --tdx-quote FILE)
+                                [--at ISO-TIME] [--report-data HEX] [--allow-debug]
+
+  FILE may be binary, hex or base64; certificates PEM or DER. An SNP report file
+  longer than ${SNP_REPORT_BYTES} bytes is an extended report: the rest is its certificate table.
+  --chain is the ASK (or ASVK) then the ARK; without it AMD's pinned chain is used.
+  Exit status: 0 verified, 1 not verified, 2 unusable input.
+`
+
+class UsageError extends Error {}
+
+async function readInput(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path))
+  } catch (err) {
+    throw new UsageError(`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+}
+
+function print(io: CommandIo, tee: string, verified: boolean, reasons: readonly VerifyReason[], claims: unknown): number {
+  io.stdout.write(`${JSON.stringify({ tee, verified, reasons, claims: claimsToJson(claims) }, null, 2)}\n`)
+  return verified ? 0 : 1
+}
+
+async function run(argv: string[], io: CommandIo): Promise<number> {
+  let values
+  try {
+    ;({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'snp-report': { type: 'string' },
+        vcek: { type: 'string' },
+        chain: { type: 'string' },
+        'cert-table': { type: 'string' },
+        'tdx-quote': { type: 'string' },
+        at: { type: 'string' },
+        'report-data': { type: 'string' },
+        'allow-debug': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }))
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  if (values.help === true) {
+    io.stdout.write(USAGE)
+    return 0
+  }
+  const snpPath = values['snp-report']
+  const tdxPath = values['tdx-quote']
+  if ((snpPath === undefined) === (tdxPath === undefined)) throw new UsageError('give exactly one of --snp-report and --tdx-quote')
+  if (tdxPath !== undefined && (values.vcek ?? values.chain ?? values['cert-table']) !== undefined) {
+    throw new UsageError('--vcek, --chain and --cert-table apply to --snp-report only')
+  }
+  let at = new Date()
+  if (values.at !== undefined) {
+    at = new Date(values.at)
+    if (Number.isNaN(at.getTime())) throw new UsageError(`--at: not an ISO time: ${values.at}`)
+  }
+  const reportData = values['report-data'] !== undefined ? fromHex(values['report-data'], '--report-data') : undefined
+  if (reportData !== undefined && reportData.byteLength > 64) throw new UsageError(`--report-data: ${reportData.byteLength} B, at most 64`)
+  const allowDebug = values['allow-debug'] === true
+
+  if (tdxPath !== undefined) {
+    const quote = decodeEvidenceFile(await readInput(tdxPath, '--tdx-quote')).bytes
+    const r = verifyTdx(quote, { at, policy: { allowDebug, ...(reportData !== undefined ? { reportData } : {}) } })
+    return print(io, r.tee, r.verified, r.reasons, r.claims)
+  }
+
+  const file = decodeEvidenceFile(await readInput(snpPath!, '--snp-report')).bytes
+  const report = file.subarray(0, Math.min(file.byteLength, SNP_REPORT_BYTES))
+  let certTable = file.byteLength > SNP_REPORT_BYTES ? file.subarray(SNP_REPORT_BYTES) : undefined
+  if (values['cert-table'] !== undefined) {
+    if (certTable !== undefined) throw new UsageError('--cert-table given, but the report file already carries a certificate table')
+    certTable = decodeEvidenceFile(await readInput(values['cert-table'], '--cert-table')).bytes
+  }
+  const r = verifySnp(report, {
+    at,
+    ...(values.vcek !== undefined ? { vcek: await readInput(values.vcek, '--vcek') } : {}),
+    ...(values.chain !== undefined ? { chain: await readInput(values.chain, '--chain') } : {}),
+    ...(certTable !== undefined ? { certTable } : {}),
+    policy: { allowDebug, ...(reportData !== undefined ? { reportData } : {}) },
+  })
+  return print(io, r.tee, r.verified, r.reasons, r.claims)
+}
+
+export const evidenceVerifyCommand: Command = async (argv, io) => {
+  try {
+    return await run(argv, io)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`podvm-mesh evidence verify: ${err.message}\n${USAGE}`)
+      return 2
+    }
+    if (isMeshError(err)) {
+      io.stderr.write(`podvm-mesh evidence verify: ${err.code}: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+}
