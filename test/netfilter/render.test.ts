@@ -24,7 +24,7 @@ function base(): Mutable<MeshConfig> {
 function final(mutate: (c: Mutable<MeshConfig>) => void = () => {}): Ruleset {
   const c = base()
   mutate(c)
-  return renderFinal(c as MeshConfig)
+  return renderFinal(c as unknown as MeshConfig)
 }
 
 const CASES: Record<string, () => Ruleset> = {
