@@ -41,7 +41,7 @@ describe('SimulatedProvider', () => {
     expect(verify('sha384', ev.raw.subarray(0, 0x2a0), { key, dsaEncoding: 'ieee-p1363' }, p1363)).toBe(true)
     // One flipped signed byte breaks it.
     const tampered = Uint8Array.from(ev.raw)
-    tampered[0x50] ^= 1
+    tampered[0x50] = tampered[0x50]! ^ 1
     expect(verify('sha384', tampered.subarray(0, 0x2a0), { key, dsaEncoding: 'ieee-p1363' }, p1363)).toBe(false)
   })
 
