@@ -1,0 +1,395 @@
+// Renders the Envoy v3 Bootstrap for a DataPlaneSpec. Pure: no I/O, clock or env;
+// object literals are built in a fixed order so JSON.stringify is stable and the
+// goldens diff like code.
+//
+// Layout (names are what Envoy's stats and logs show):
+//   listeners  ingress                 [::]:15006 ipv4_compat, transparent, client cert required
+//              ingress-no-client-auth  [::]:15007 ipv4_compat, transparent, no client cert
+//              egress-capture          [::]:15001 ipv4_compat, transparent, mTLS to original dst
+//              egress:<name>@<a>:<p>   127.x.y.z:p, mTLS to host:port with SAN = host
+//   clusters   ingress-original-dst    plaintext to the original destination (the workload)
+//              egress-original-dst     mTLS to the original destination (transparent egress)
+//              egress:<name>@<a>:<p>   one per egress entry
+//              black-hole              no endpoints: loop-guard chains end here
+//
+// One socket per transparent port, `::` with ipv4_compat, rather than a v4 and a v6
+// listener: both families share one filter-chain table, and Envoy reports the local
+// address of an IPv4 connection on such a socket as plain IPv4 (not ::ffff:a.b.c.d),
+// so original_dst and destination_port matching see what nft redirected. It needs
+// IPv6 enabled in the guest kernel, which the netfilter ruleset assumes anyway.
+
+import { isIP } from 'node:net'
+import { posix } from 'node:path'
+import { MESH_SOCKET_MARK } from '../../config/types.js'
+import type {
+  DataPlaneSpec,
+  EgressCaptureListenerSpec,
+  EgressListenerSpec,
+  IngressListenerSpec,
+  TimeoutsSpec,
+} from '../spec.js'
+import { EnvoyError } from './errors.js'
+
+/** File names inside the SDS directory; one secret per file (Envoy's file SDS takes exactly one). */
+export const SDS_FILES = { certificate: 'cert.json', validation: 'ca.json' } as const
+/** Secret names; an SDS file whose resource has another name is rejected by Envoy. */
+export const SECRET_NAMES = { certificate: 'mesh-cert', validation: 'mesh-ca' } as const
+
+export const TYPE_URLS = {
+  bootstrap: 'type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap',
+  originalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+} as const
+
+/** Linux SOL_SOCKET / SO_MARK (asm-generic/socket.h); Envoy takes raw option numbers. */
+const SOL_SOCKET = 1
+const SO_MARK = 36
+
+/**
+ * TLS 1.2 suites: ECDHE only (forward secrecy), AEAD only. TLS 1.3 suites are not
+ * configurable in Envoy (BoringSSL) and are all AEAD already.
+ */
+export const CIPHER_SUITES = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+] as const
+export const ECDH_CURVES = ['X25519', 'P-256', 'P-384'] as const
+
+export const CLUSTERS = {
+  ingress: 'ingress-original-dst',
+  egressCapture: 'egress-original-dst',
+  blackHole: 'black-hole',
+} as const
+
+/** Default idle timeout of a proxied connection (Envoy's own default, made explicit). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000
+
+export interface RenderOptions {
+  /** Absolute directory holding the SDS files (SDS_FILES); Envoy watches it for moves. */
+  readonly sdsDir: string
+  /** Envoy's own admin interface; always bound to 127.0.0.1. */
+  readonly adminPort: number
+  /** `node.id` / `node.cluster`; shows up in Envoy's logs. */
+  readonly nodeId?: string
+  readonly idleTimeoutMs?: number
+}
+
+type Json = Record<string, unknown>
+
+export function renderBootstrap(spec: DataPlaneSpec, opts: RenderOptions): Json {
+  checkOptions(spec, opts)
+  const ctx: RenderContext = {
+    sdsDir: opts.sdsDir,
+    timeouts: spec.timeouts,
+    idleTimeout: duration(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS),
+  }
+  const listeners: Json[] = []
+  const clusters: Json[] = []
+  let needsIngressCluster = false
+  let needsBlackHole = false
+  for (const l of spec.listeners) {
+    switch (l.kind) {
+      case 'ingress':
+        listeners.push(ingressListener(l, ctx))
+        needsIngressCluster = true
+        needsBlackHole ||= guardPorts(l).length > 0
+        break
+      case 'egress-capture':
+        listeners.push(egressCaptureListener(l, ctx))
+        clusters.push(egressCaptureCluster(ctx))
+        needsBlackHole ||= guardPorts(l).length > 0
+        break
+      case 'egress':
+        listeners.push(egressListener(l, ctx))
+        clusters.push(egressCluster(l, ctx))
+        break
+    }
+  }
+  // Fixed cluster order regardless of listener order: ingress first, black hole last.
+  if (needsIngressCluster) clusters.unshift(ingressCluster(ctx))
+  if (needsBlackHole) clusters.push(blackHoleCluster(ctx))
+  const nodeId = opts.nodeId ?? 'podvm-mesh'
+  return {
+    node: { id: nodeId, cluster: nodeId },
+    static_resources: { listeners, clusters },
+    admin: {
+      address: { socket_address: { address: '127.0.0.1', port_value: opts.adminPort } },
+    },
+  }
+}
+
+interface RenderContext {
+  readonly sdsDir: string
+  readonly timeouts: TimeoutsSpec
+  readonly idleTimeout: string
+}
+
+function checkOptions(spec: DataPlaneSpec, opts: RenderOptions): void {
+  if (!posix.isAbsolute(opts.sdsDir)) {
+    throw new EnvoyError('ENVOY_OPTION', `sdsDir ${JSON.stringify(opts.sdsDir)} is not absolute`, {
+      option: 'sdsDir',
+      value: opts.sdsDir,
+    })
+  }
+  if (!Number.isInteger(opts.adminPort) || opts.adminPort < 1 || opts.adminPort > 65535) {
+    throw new EnvoyError('ENVOY_OPTION', `adminPort ${opts.adminPort} is not a TCP port`, {
+      option: 'adminPort',
+      value: opts.adminPort,
+    })
+  }
+  // Transparent listeners bind the wildcard address, egress listeners 127.x: either way
+  // the admin socket on 127.0.0.1 would collide with a listener on the same port.
+  const clash = spec.listeners.find((l) => l.port === opts.adminPort)
+  if (clash !== undefined) {
+    throw new EnvoyError('ENVOY_OPTION', `adminPort ${opts.adminPort} is used by listener ${clash.name}`, {
+      option: 'adminPort',
+      value: opts.adminPort,
+      listener: clash.name,
+    })
+  }
+}
+
+/** Protobuf JSON Duration: whole or fractional seconds with an `s` suffix. */
+function duration(ms: number): string {
+  const whole = Math.floor(ms / 1000)
+  const frac = ms % 1000
+  return frac === 0 ? `${whole}s` : `${whole}.${String(frac).padStart(3, '0')}s`
+}
+
+function guardPorts(l: IngressListenerSpec | EgressCaptureListenerSpec): number[] {
+  // Duplicate destination_port matches make Envoy reject the listener.
+  return [...new Set<number>(l.loopGuardPorts)].sort((a, b) => a - b)
+}
+
+function sdsSecret(ctx: RenderContext, which: 'certificate' | 'validation'): Json {
+  return {
+    name: SECRET_NAMES[which],
+    sds_config: {
+      path_config_source: {
+        path: posix.join(ctx.sdsDir, SDS_FILES[which]),
+        // Renewal and CA rotation rename a new file into place; a directory watch sees
+        // the move, a watch on the file itself would follow the replaced inode.
+        watched_directory: { path: ctx.sdsDir },
+      },
+      resource_api_version: 'V3',
+      // Wait for the secret however long it takes: a listener without its certificate
+      // must stay warming (not accepting), never serve without TLS material.
+      initial_fetch_timeout: '0s',
+    },
+  }
+}
+
+function tlsParams(): Json {
+  return {
+    tls_minimum_protocol_version: 'TLSv1_2',
+    tls_maximum_protocol_version: 'TLSv1_3',
+    cipher_suites: [...CIPHER_SUITES],
+    ecdh_curves: [...ECDH_CURVES],
+  }
+}
+
+/** SO_MARK on every upstream socket so the ruleset never captures the mesh's own traffic. */
+function markedBindConfig(): Json {
+  return {
+    socket_options: [
+      {
+        description: 'SO_MARK: mesh-originated, exempt from capture',
+        level: SOL_SOCKET,
+        name: SO_MARK,
+        int_value: MESH_SOCKET_MARK,
+        state: 'STATE_PREBIND',
+      },
+    ],
+  }
+}
+
+function tcpProxy(statPrefix: string, cluster: string, ctx: RenderContext): Json {
+  return {
+    name: 'envoy.filters.network.tcp_proxy',
+    typed_config: {
+      '@type': TYPE_URLS.tcpProxy,
+      stat_prefix: statPrefix,
+      cluster,
+      idle_timeout: ctx.idleTimeout,
+    },
+  }
+}
+
+function originalDstFilter(): Json {
+  return {
+    name: 'envoy.filters.listener.original_dst',
+    typed_config: { '@type': TYPE_URLS.originalDst },
+  }
+}
+
+function transparentAddress(port: number): Json {
+  return { socket_address: { address: '::', port_value: port, ipv4_compat: true } }
+}
+
+/**
+ * One chain per guarded port, matched on the original destination port: a connection
+ * addressed to a mesh port itself would otherwise be proxied back into the mesh.
+ */
+function loopGuardChains(listener: string, ports: number[], ctx: RenderContext): Json[] {
+  return ports.map((port) => ({
+    name: `loop-guard-${port}`,
+    filter_chain_match: { destination_port: port },
+    filters: [tcpProxy(`${listener}.loop-guard`, CLUSTERS.blackHole, ctx)],
+  }))
+}
+
+function ingressListener(l: IngressListenerSpec, ctx: RenderContext): Json {
+  const common: Json = {
+    tls_params: tlsParams(),
+    tls_certificate_sds_secret_configs: [sdsSecret(ctx, 'certificate')],
+  }
+  // Without a validation context Envoy does not even request a client certificate,
+  // which is what `name#port#false` promises (e.g. kubelet probes over HTTPS).
+  if (l.requireClientCert) common['validation_context_sds_secret_config'] = sdsSecret(ctx, 'validation')
+  const tls = {
+    '@type': TYPE_URLS.downstreamTls,
+    common_tls_context: common,
+    require_client_certificate: l.requireClientCert,
+  }
+  return {
+    name: l.name,
+    address: transparentAddress(l.port),
+    filter_chains: [
+      ...loopGuardChains(l.name, guardPorts(l), ctx),
+      {
+        name: `${l.name}-tls`,
+        filters: [tcpProxy(l.name, CLUSTERS.ingress, ctx)],
+        transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls },
+        transport_socket_connect_timeout: duration(ctx.timeouts.handshakeMs),
+      },
+    ],
+    transparent: true,
+    listener_filters: [originalDstFilter()],
+    traffic_direction: 'INBOUND',
+  }
+}
+
+function egressCaptureListener(l: EgressCaptureListenerSpec, ctx: RenderContext): Json {
+  return {
+    name: l.name,
+    address: transparentAddress(l.port),
+    filter_chains: [
+      ...loopGuardChains(l.name, guardPorts(l), ctx),
+      { name: `${l.name}-mtls`, filters: [tcpProxy(l.name, CLUSTERS.egressCapture, ctx)] },
+    ],
+    transparent: true,
+    listener_filters: [originalDstFilter()],
+    traffic_direction: 'OUTBOUND',
+  }
+}
+
+export function egressResourceName(l: EgressListenerSpec): string {
+  return `egress:${l.name}@${l.address}:${l.port}`
+}
+
+function egressListener(l: EgressListenerSpec, ctx: RenderContext): Json {
+  const name = egressResourceName(l)
+  return {
+    name,
+    address: { socket_address: { address: l.address, port_value: l.port } },
+    filter_chains: [{ filters: [tcpProxy(name, name, ctx)] }],
+    traffic_direction: 'OUTBOUND',
+  }
+}
+
+function ingressCluster(ctx: RenderContext): Json {
+  // Plaintext to the workload at the address nft redirected from; the socket is marked
+  // so this hop over lo is not captured again.
+  return {
+    name: CLUSTERS.ingress,
+    type: 'ORIGINAL_DST',
+    connect_timeout: duration(ctx.timeouts.connectMs),
+    lb_policy: 'CLUSTER_PROVIDED',
+    upstream_bind_config: markedBindConfig(),
+  }
+}
+
+function egressCaptureCluster(ctx: RenderContext): Json {
+  // Secure naming is weaker here than on explicit egress: the SAN matchers of a
+  // validation context are static config, and stock Envoy has no way to require that
+  // the server certificate carry the *original destination IP* of this particular
+  // connection (auto_san_validation exists only for HTTP upstreams, against the Host
+  // header). So the check is "a certificate chaining to the mesh CA", i.e. some mesh
+  // member, not necessarily the one owning that IP. The builtin data plane does check
+  // the IP SAN; explicit egress entries give the full check with Envoy.
+  return {
+    name: CLUSTERS.egressCapture,
+    type: 'ORIGINAL_DST',
+    connect_timeout: duration(ctx.timeouts.connectMs),
+    lb_policy: 'CLUSTER_PROVIDED',
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': TYPE_URLS.upstreamTls,
+        common_tls_context: {
+          tls_params: tlsParams(),
+          tls_certificate_sds_secret_configs: [sdsSecret(ctx, 'certificate')],
+          validation_context_sds_secret_config: sdsSecret(ctx, 'validation'),
+        },
+      },
+    },
+    upstream_bind_config: markedBindConfig(),
+  }
+}
+
+function egressCluster(l: EgressListenerSpec, ctx: RenderContext): Json {
+  const name = egressResourceName(l)
+  const ipHost = isIP(l.upstream.host) !== 0
+  const tls = {
+    '@type': TYPE_URLS.upstreamTls,
+    common_tls_context: {
+      tls_params: tlsParams(),
+      tls_certificate_sds_secret_configs: [sdsSecret(ctx, 'certificate')],
+      // Static SAN matcher + CA from SDS: the CA rotates through the file, the name is
+      // fixed by the measured config. Both must hold (secure naming: DNS is not trusted).
+      combined_validation_context: {
+        default_validation_context: {
+          match_typed_subject_alt_names: [
+            { san_type: ipHost ? 'IP_ADDRESS' : 'DNS', matcher: { exact: l.verifyName } },
+          ],
+        },
+        validation_context_sds_secret_config: sdsSecret(ctx, 'validation'),
+      },
+    },
+    // RFC 6066: SNI carries host names only, never IP literals.
+    ...(ipHost ? {} : { sni: l.upstream.host }),
+  }
+  const endpoint = { socket_address: { address: l.upstream.host, port_value: l.upstream.port } }
+  return {
+    name,
+    // An IP needs no resolver; a name is resolved per new connection (LOGICAL_DNS), as
+    // a Kubernetes Service name should be, rather than load-balanced over all answers.
+    type: ipHost ? 'STATIC' : 'LOGICAL_DNS',
+    connect_timeout: duration(ctx.timeouts.connectMs),
+    lb_policy: 'ROUND_ROBIN',
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: endpoint } }] }],
+    },
+    ...(ipHost ? {} : { dns_lookup_family: 'V4_PREFERRED' }),
+    transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls },
+    upstream_bind_config: markedBindConfig(),
+  }
+}
+
+function blackHoleCluster(ctx: RenderContext): Json {
+  // No endpoints: tcp_proxy finds no healthy host and closes the connection at once.
+  return {
+    name: CLUSTERS.blackHole,
+    type: 'STATIC',
+    connect_timeout: duration(ctx.timeouts.connectMs),
+    load_assignment: { cluster_name: CLUSTERS.blackHole, endpoints: [] },
+  }
+}

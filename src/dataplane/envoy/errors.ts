@@ -1,0 +1,16 @@
+// Failures specific to running the data plane through Envoy. Lifecycle and spec
+// failures shared with the builtin data plane use DataPlaneError instead.
+
+import { MeshError } from '../../errors.js'
+
+export type EnvoyCode =
+  /** A render option is unusable (relative SDS directory, admin port taken by a listener). */
+  | 'ENVOY_OPTION'
+  /** The envoy executable could not be started (not found, not executable). */
+  | 'ENVOY_SPAWN'
+  /** Bootstrap or SDS files could not be written. */
+  | 'ENVOY_WRITE'
+  /** TLS material given by path could not be read. */
+  | 'ENVOY_READ'
+
+export class EnvoyError extends MeshError<EnvoyCode> {}

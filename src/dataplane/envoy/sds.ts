@@ -1,0 +1,121 @@
+// File-based SDS: the two secret files the bootstrap points at (SDS_FILES), each a
+// DiscoveryResponse with exactly one Secret whose name matches the bootstrap's
+// reference (Envoy rejects any other count or name).
+//
+// PEM goes in `inline_string`, not `filename`: certificate and key then live in one
+// file and change in one rename. With `filename` references Envoy would watch three
+// files and could load a new certificate next to the old key between two renames.
+// The files carry the private key, so they are written 0600 into a directory only the
+// daemon and Envoy can read (tmpfs in the guest).
+
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import type { TlsMaterial } from '../dataplane.js'
+import { SDS_FILES, SECRET_NAMES, TYPE_URLS } from './bootstrap.js'
+import { EnvoyError } from './errors.js'
+
+/** Contrast's `/contrast/tls-config` file names. */
+export const TLS_DIR_FILES = { meshCa: 'mesh-ca.pem', certChain: 'certChain.pem', key: 'key.pem' } as const
+
+export interface SdsFiles {
+  /** File name in the SDS directory → JSON text. Written CA first, certificate second. */
+  readonly [SDS_FILES.validation]: string
+  readonly [SDS_FILES.certificate]: string
+}
+
+type Json = Record<string, unknown>
+
+function discoveryResponse(secret: Json): string {
+  return `${JSON.stringify({ resources: [{ '@type': TYPE_URLS.secret, ...secret }] }, null, 2)}\n`
+}
+
+export function renderSdsResources(material: TlsMaterial): SdsFiles {
+  return {
+    [SDS_FILES.validation]: discoveryResponse({
+      name: SECRET_NAMES.validation,
+      validation_context: { trusted_ca: { inline_string: material.meshCa } },
+    }),
+    [SDS_FILES.certificate]: discoveryResponse({
+      name: SECRET_NAMES.certificate,
+      tls_certificate: {
+        certificate_chain: { inline_string: material.certChain },
+        private_key: { inline_string: material.key },
+      },
+    }),
+  }
+}
+
+/** Reads the Contrast layout (mesh-ca.pem, certChain.pem, key.pem) from `dir`. */
+export function readTlsDir(dir: string): TlsMaterial {
+  const read = (file: string): string => {
+    const path = join(dir, file)
+    try {
+      return readFileSync(path, 'utf8')
+    } catch (err) {
+      throw new EnvoyError('ENVOY_READ', `cannot read ${path}: ${(err as Error).message}`, { path }, { cause: err })
+    }
+  }
+  return { meshCa: read(TLS_DIR_FILES.meshCa), certChain: read(TLS_DIR_FILES.certChain), key: read(TLS_DIR_FILES.key) }
+}
+
+/**
+ * Writes both secret files atomically: temp file, fsync, rename, then fsync of the
+ * directory. Envoy's watched_directory reloads on the rename. The CA goes first, so
+ * during a mesh-CA rotation (CA bundle old+new, then a certificate from the new CA)
+ * Envoy never holds a certificate its own peers' trust store cannot yet verify.
+ *
+ * Synchronous on purpose: DataPlane.setCredentials is synchronous, and the files must
+ * be in place when it returns; they are a few KiB.
+ */
+export function writeSdsResources(dir: string, material: TlsMaterial): void {
+  const files = renderSdsResources(material)
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch (err) {
+    throw new EnvoyError('ENVOY_WRITE', `cannot create ${dir}: ${(err as Error).message}`, { path: dir }, { cause: err })
+  }
+  for (const name of [SDS_FILES.validation, SDS_FILES.certificate] as const) {
+    writeFileAtomic(join(dir, name), files[name])
+  }
+  fsyncDir(dir)
+}
+
+/** Temp name in the same directory (rename must not cross file systems); dot-prefixed. */
+function tempName(path: string): string {
+  const slash = path.lastIndexOf('/')
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${process.pid}.tmp`
+}
+
+export function writeFileAtomic(path: string, text: string, mode = 0o600): void {
+  const tmp = tempName(path)
+  try {
+    // A leftover from a crash would keep its old mode through open(O_TRUNC).
+    rmSync(tmp, { force: true })
+    const fd = openSync(tmp, 'w', mode)
+    try {
+      const buf = Buffer.from(text, 'utf8')
+      let off = 0
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, path)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw new EnvoyError('ENVOY_WRITE', `cannot write ${path}: ${(err as Error).message}`, { path }, { cause: err })
+  }
+}
+
+function fsyncDir(dir: string): void {
+  // Makes the rename durable; not every file system allows fsync on a directory.
+  let fd: number | undefined
+  try {
+    fd = openSync(dir, 'r')
+    fsyncSync(fd)
+  } catch {
+    // The rename already happened; durability across a crash is the only loss.
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
