@@ -3,6 +3,9 @@
 // dispatched from here; exit codes: 0 ok, 1 a negative answer (e.g. evidence not
 // verified), 2 unusable input.
 
+import { realpathSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+
 export interface CommandIo {
   readonly stdout: NodeJS.WritableStream
   readonly stderr: NodeJS.WritableStream
@@ -19,6 +22,9 @@ interface CommandEntry {
 // Loaded lazily so `podvm-mesh check` does not pay for gRPC or koffi.
 const COMMANDS: Record<string, CommandEntry> = {
   'evidence verify': { summary: 'verify SEV-SNP or TDX evidence', load: async () => (await import('./attestation/verify-command.js')).evidenceVerifyCommand },
+  run: { summary: 'the in-guest mesh daemon', load: async () => (await import('./agent/run-command.js')).runCommand },
+  teardown: { summary: 'remove the mesh rules and routes entirely', load: async () => (await import('./agent/teardown-command.js')).teardownCommand },
+  demo: { summary: 'build a three-namespace mesh, show what it does, tear it down', load: async () => (await import('./demo/demo-command.js')).demoCommand },
   check: { summary: 'validate a mesh config and print it normalized', load: async () => (await import('./config/check-command.js')).checkCommand },
 }
 
@@ -45,8 +51,9 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
   return command(args, io)
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href
-if (invokedDirectly || process.argv[1]?.endsWith('/podvm-mesh')) {
+// Run when executed, also through npm's bin symlink; not when imported by tests.
+const entry = process.argv[1] === undefined ? undefined : realpathSafe(process.argv[1])
+if (entry !== undefined && pathToFileURL(entry).href === import.meta.url) {
   main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
     (code) => {
       process.exitCode = code
@@ -56,4 +63,12 @@ if (invokedDirectly || process.argv[1]?.endsWith('/podvm-mesh')) {
       process.exitCode = 2
     },
   )
+}
+
+function realpathSafe(p: string): string | undefined {
+  try {
+    return realpathSync(p)
+  } catch {
+    return undefined
+  }
 }

@@ -1,0 +1,111 @@
+// `podvm-mesh run`: the daemon. Exit codes: 2 for a config that cannot be used
+// (nothing is applied), 1 when boot fails after the baseline went in (it stays in).
+
+import type { CommandIo } from '../cli.js'
+import { CONFIG_USAGE, ConfigError, configFromArgs, formatIssue } from '../config/index.js'
+import { createBuiltinDataPlane, deriveSpec, type DataPlane } from '../dataplane/index.js'
+import { execRunner } from '../netfilter/index.js'
+import { DEFAULT_TLS_DIR } from '../pki/index.js'
+import { startAdminServer } from './admin-server.js'
+import { MeshDaemon } from './daemon.js'
+import { createRootLogger } from './logger.js'
+import { renderMetrics } from './metrics.js'
+
+const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane builtin] [--log-level LEVEL]
+  --tls-dir DIR      certificates in Contrast's layout (default ${DEFAULT_TLS_DIR})
+  --dataplane KIND   builtin (default)
+  --log-level LEVEL  pino level (default info); MESH_TRACE=component,... for trace
+${CONFIG_USAGE}`
+
+export async function runCommand(argv: string[], io: CommandIo): Promise<number> {
+  let parsed
+  try {
+    parsed = configFromArgs(argv, io.env, {
+      options: {
+        'tls-dir': { type: 'string' },
+        dataplane: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    })
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      const issues = (err.details['issues'] ?? []) as Parameters<typeof formatIssue>[0][]
+      io.stderr.write(`podvm-mesh run: invalid configuration, nothing applied\n${issues.map((i) => `  ${formatIssue(i)}\n`).join('')}`)
+      return 2
+    }
+    throw err
+  }
+  if (parsed.values.help === true) {
+    io.stdout.write(USAGE)
+    return 0
+  }
+  const kind = parsed.values.dataplane ?? 'builtin'
+  if (kind !== 'builtin') {
+    io.stderr.write(`podvm-mesh run: --dataplane ${kind} is not available; use builtin\n`)
+    return 2
+  }
+  const log = createRootLogger({
+    level: parsed.values['log-level'] ?? 'info',
+    ...(io.env['MESH_TRACE'] !== undefined ? { trace: io.env['MESH_TRACE'] } : {}),
+  })
+  const config = parsed.config
+  const tlsDir = parsed.values['tls-dir'] ?? DEFAULT_TLS_DIR
+  log.info({ config, from: parsed.from, tlsDir, dataplane: kind }, 'starting')
+
+  const dataPlane: DataPlane = createBuiltinDataPlane(deriveSpec(config), { log })
+  const daemon = new MeshDaemon({ config, tlsDir, dataPlane, runner: execRunner(), log })
+  const admin = await startAdminServer(
+    config.admin,
+    {
+      healthy: () => daemon.state !== 'failed' && dataPlane.state !== 'closed',
+      ready: () => daemon.state === 'ready',
+      status: () => ({
+        state: daemon.state,
+        dataPlane: dataPlane.state,
+        certificate:
+          daemon.certificate === undefined
+            ? null
+            : { subject: daemon.certificate.subject, notAfter: daemon.certificate.notAfter.toISOString() },
+      }),
+      metrics: () =>
+        renderMetrics(dataPlane.state === 'created' ? undefined : dataPlane.stats(), {
+          ready: daemon.state === 'ready',
+          state: daemon.state,
+          startedAt: daemon.startedAt,
+          certificateReloads: daemon.certificateReloads,
+          ...(daemon.certificate !== undefined ? { certificateNotAfter: daemon.certificate.notAfter } : {}),
+        }),
+    },
+    log,
+  )
+
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'stopping: draining, then back to the closed baseline')
+      void daemon
+        .stop()
+        .then(() => admin.close())
+        .then(
+          () => resolve(0),
+          (err: unknown) => {
+            log.error({ err }, 'stop failed')
+            resolve(1)
+          },
+        )
+    }
+    process.once('SIGTERM', onSignal)
+    process.once('SIGINT', onSignal)
+  })
+
+  try {
+    await daemon.start()
+  } catch (err) {
+    log.fatal({ err }, 'boot failed; the pod stays closed')
+    await admin.close()
+    dataPlane.destroy()
+    return 1
+  }
+  log.info({ admin: admin.address }, 'ready')
+  return stopped
+}

@@ -1,0 +1,9 @@
+// The demo component: a lab of pods as network namespaces, used by `podvm-mesh demo`
+// and by the end-to-end tests.
+export { MeshLab, DIST } from './lab.js'
+export type { Capture, Daemon, EchoApp, LabPki, LineProcess } from './lab.js'
+export { createTopology, cleanupStale } from './topology.js'
+export type { ExecResult, NodeSpec, Topology, TopologyNode } from './topology.js'
+export { A_EGRESS, A_EGRESS_B, A_EGRESS_DB, APP_PORTS, B_INGRESS, IMPOSTOR_PORT, NODES, sansFor } from './scenario.js'
+export type { ProbeOptions, ProbeResult } from './probe.js'
+export type { EchoEvent, EchoServerOptions } from './echo-server.js'

@@ -1,0 +1,252 @@
+// The mesh lab: pods as namespaces, a test PKI, apps, daemons, probes and captures.
+// The demo tells a story with it; the end-to-end tests assert on it. Processes run
+// from the built tree (dist/), exactly as an image would run them.
+
+import type { ChildProcess } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createAuthority, generateKeyPair, issueLeaf, writeTlsDir, type Authority } from '../pki/index.js'
+import type { EchoEvent, EchoServerOptions } from './echo-server.js'
+import type { ProbeOptions, ProbeResult } from './probe.js'
+import { createTopology, type NodeSpec, type Topology, type TopologyNode } from './topology.js'
+
+/** dist/ of this checkout: this module sits at src/demo/ (tests) or dist/demo/. */
+export const DIST = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'dist')
+const NODE = process.execPath
+
+export interface LineProcess {
+  readonly child: ChildProcess
+  readonly lines: string[]
+  /** Resolves with the first line matching, or rejects after timeoutMs. */
+  waitFor(pred: (line: string) => boolean, timeoutMs: number, what: string): Promise<string>
+  readonly exited: Promise<number | null>
+  kill(signal?: NodeJS.Signals): void
+}
+
+function lineProcess(child: ChildProcess): LineProcess {
+  const lines: string[] = []
+  const waiters = new Set<{ pred: (l: string) => boolean; resolve: (l: string) => void }>()
+  const feed = (stream: NodeJS.ReadableStream | null): void => {
+    let buf = ''
+    stream?.setEncoding('utf8')
+    stream?.on('data', (chunk: string) => {
+      buf += chunk
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        lines.push(line)
+        for (const w of waiters) {
+          if (w.pred(line)) {
+            waiters.delete(w)
+            w.resolve(line)
+          }
+        }
+      }
+    })
+  }
+  feed(child.stdout)
+  feed(child.stderr)
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)))
+  return {
+    child,
+    lines,
+    exited,
+    kill: (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    },
+    waitFor(pred, timeoutMs, what) {
+      const seen = lines.find(pred)
+      if (seen !== undefined) return Promise.resolve(seen)
+      return new Promise((res, rej) => {
+        const w = { pred, resolve: (l: string) => (clearTimeout(t), res(l)) }
+        const t = setTimeout(() => {
+          waiters.delete(w)
+          rej(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last lines:\n${lines.slice(-15).join('\n')}`))
+        }, timeoutMs)
+        waiters.add(w)
+        void exited.then((code) => {
+          if (!waiters.has(w)) return
+          waiters.delete(w)
+          clearTimeout(t)
+          rej(new Error(`process exited (${code}) while waiting for ${what}; last lines:\n${lines.slice(-15).join('\n')}`))
+        })
+      })
+    },
+  }
+}
+
+export interface EchoApp extends LineProcess {
+  events(): EchoEvent[]
+  /** Whether any connection's first bytes contained the marker. */
+  sawMarker(marker: string): boolean
+}
+
+export interface Daemon extends LineProcess {
+  records(): Record<string, unknown>[]
+  waitReady(timeoutMs?: number): Promise<void>
+}
+
+export interface Capture {
+  /** Stops tcpdump and returns the raw pcap bytes. */
+  stop(): Promise<Buffer>
+}
+
+export interface LabPki {
+  readonly meshCa: Authority
+  readonly otherCa: Authority
+  /** Contrast-layout directory per node (mesh CA). */
+  tlsDir(node: string): string
+  /** A client certificate from another CA, for C's attacks. */
+  readonly foreign: { readonly cert: string; readonly key: string; readonly ca: string }
+  /** Issues (or re-issues) a node's mesh certificate into its directory. */
+  issue(node: string, sans: readonly string[], dir?: string): Promise<{ serial: string }>
+}
+
+export class MeshLab {
+  readonly topology: Topology
+  readonly pki: LabPki
+  readonly workDir: string
+  readonly #processes = new Set<LineProcess>()
+
+  private constructor(topology: Topology, pki: LabPki, workDir: string) {
+    this.topology = topology
+    this.pki = pki
+    this.workDir = workDir
+  }
+
+  static async create(opts: { prefix: string; net: number; nodes: readonly NodeSpec[] }): Promise<MeshLab> {
+    const workDir = await mkdtemp(join(tmpdir(), `${opts.prefix}-`))
+    const topology = await createTopology(opts)
+    try {
+      const pki = await createLabPki(workDir)
+      return new MeshLab(topology, pki, workDir)
+    } catch (err) {
+      await topology.destroy()
+      throw err
+    }
+  }
+
+  node(name: string): TopologyNode {
+    return this.topology.node(name)
+  }
+
+  #track<T extends LineProcess>(p: T): T {
+    this.#processes.add(p)
+    void p.exited.then(() => this.#processes.delete(p))
+    return p
+  }
+
+  async startApp(node: string, opts: EchoServerOptions): Promise<EchoApp> {
+    const child = this.topology.spawn(this.node(node).ns, NODE, [join(DIST, 'demo', 'echo-server.js'), JSON.stringify(opts)])
+    const p = lineProcess(child)
+    const events = (): EchoEvent[] =>
+      p.lines.flatMap((l) => {
+        try {
+          return [JSON.parse(l) as EchoEvent]
+        } catch {
+          return []
+        }
+      })
+    const app: EchoApp = {
+      ...p,
+      events,
+      sawMarker: (marker) => events().some((e) => e.event === 'data' && e.head.includes(marker)),
+    }
+    for (const port of opts.ports) {
+      await p.waitFor((l) => l.includes('"listening"') && l.includes(`"port":${port}`), 10_000, `app on ${node}:${port}`)
+    }
+    return this.#track(app)
+  }
+
+  /** `podvm-mesh run` inside the node's namespace, with JSON logs collected. */
+  startDaemon(node: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Daemon {
+    const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`)
+    const child = this.topology.spawn(this.node(node).ns, 'env', [...envArgs, NODE, join(DIST, 'cli.js'), 'run', ...args])
+    const p = lineProcess(child)
+    const records = (): Record<string, unknown>[] =>
+      p.lines.flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>]
+        } catch {
+          return []
+        }
+      })
+    const daemon: Daemon = {
+      ...p,
+      records,
+      waitReady: async (timeoutMs = 20_000) => {
+        await p.waitFor((l) => l.includes('"msg":"ready"'), timeoutMs, `daemon on ${node} to be ready`)
+      },
+    }
+    return this.#track(daemon)
+  }
+
+  /** One client connection from inside the node's namespace. */
+  async probe(node: string, opts: ProbeOptions): Promise<ProbeResult> {
+    const r = await this.topology.exec(this.node(node).ns, NODE, [join(DIST, 'demo', 'probe.js'), JSON.stringify(opts)], {
+      timeoutMs: (opts.timeoutMs ?? 5_000) + (opts.holdMs ?? 0) + 60_000,
+    })
+    const line = r.stdout.trim().split('\n').pop() ?? ''
+    try {
+      return JSON.parse(line) as ProbeResult
+    } catch {
+      throw new Error(`probe from ${node} printed no result (exit ${r.code}): ${r.stderr.trim()}`)
+    }
+  }
+
+  /** tcpdump on the node's eth0, TCP only, written unbuffered to a file. */
+  async capture(node: string, filter = 'tcp'): Promise<Capture> {
+    const file = join(this.workDir, `${node}-${Date.now()}.pcap`)
+    const child = this.topology.spawn(this.node(node).ns, 'tcpdump', ['-i', 'eth0', '-U', '-n', '-s', '0', '-w', file, filter])
+    const p = this.#track(lineProcess(child))
+    await p.waitFor((l) => l.includes('listening on'), 10_000, `tcpdump on ${node}`)
+    return {
+      stop: async () => {
+        p.kill('SIGINT')
+        await p.exited
+        return readFile(file)
+      },
+    }
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.#processes) p.kill('SIGKILL')
+    await Promise.all([...this.#processes].map((p) => p.exited))
+    await this.topology.destroy()
+    await rm(this.workDir, { recursive: true, force: true })
+  }
+}
+
+async function createLabPki(workDir: string): Promise<LabPki> {
+  const root = await createAuthority({ commonName: 'podvm-mesh demo root' })
+  const meshCa = await createAuthority({ commonName: 'podvm-mesh demo mesh CA', issuer: root })
+  const otherCa = await createAuthority({ commonName: 'some other CA' })
+  const foreignKey = await generateKeyPair()
+  const foreignLeaf = await issueLeaf(otherCa, { sans: ['intruder.test'], publicKey: foreignKey.keys.publicKey })
+  const foreignDir = join(workDir, 'foreign')
+  await writeTlsDir(foreignDir, { meshCa: otherCa.certificatePem, certChain: foreignLeaf.certificatePem, key: foreignKey.privateKeyPem })
+  const tlsDir = (node: string): string => join(workDir, 'tls', node)
+  return {
+    meshCa,
+    otherCa,
+    tlsDir,
+    foreign: { cert: join(foreignDir, 'certChain.pem'), key: join(foreignDir, 'key.pem'), ca: join(foreignDir, 'mesh-ca.pem') },
+    async issue(node, sans, dir = tlsDir(node)) {
+      const kp = await generateKeyPair()
+      const leaf = await issueLeaf(meshCa, { sans, publicKey: kp.keys.publicKey })
+      await writeTlsDir(dir, {
+        // The mesh CA here is an intermediate under a root, as in Contrast: trust the
+        // intermediate, present leaf ‖ intermediate.
+        meshCa: meshCa.certificatePem,
+        certChain: leaf.certificatePem + meshCa.certificatePem,
+        key: kp.privateKeyPem,
+        rootCa: root.certificatePem,
+      })
+      return { serial: new X509Certificate(leaf.certificatePem).serialNumber }
+    },
+  }
+}
