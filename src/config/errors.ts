@@ -71,11 +71,34 @@ export function formatIssue(issue: ConfigIssue): string {
   return `${issue.source}${at}${entry}: ${issue.reason}: ${issue.message}`
 }
 
+/** `file:ingress.ports[1].port` → `file:ingress`; other sources are their own group. */
+function groupOf(source: string): string {
+  return source.startsWith('file:') ? (source.split(/[.[]/)[0] as string) : source
+}
+
+/**
+ * Issues of one source together, in entry order: syntax and semantic checks run in
+ * separate passes, and an operator reads the result entry by entry.
+ */
+function ordered(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const rank = new Map<string, number>()
+  for (const i of issues) if (!rank.has(groupOf(i.source))) rank.set(groupOf(i.source), rank.size)
+  return issues
+    .map((issue, pos) => ({ issue, pos }))
+    .sort(
+      (a, b) =>
+        (rank.get(groupOf(a.issue.source)) as number) - (rank.get(groupOf(b.issue.source)) as number) ||
+        (a.issue.index ?? -1) - (b.issue.index ?? -1) ||
+        a.pos - b.pos,
+    )
+    .map((x) => x.issue)
+}
+
 export function configInvalid(
   issues: readonly ConfigIssue[],
   options: { code?: ConfigCode; cause?: unknown; file?: string } = {},
 ): ConfigError {
-  const frozen = Object.freeze(issues.map((i) => Object.freeze({ ...i })))
+  const frozen = Object.freeze(ordered(issues).map((i) => Object.freeze({ ...i })))
   const what = options.file !== undefined ? `mesh configuration file ${options.file}` : 'mesh configuration'
   const head = `invalid ${what} (${issues.length} problem${issues.length === 1 ? '' : 's'})`
   const message = [head, ...frozen.map((i) => `  ${formatIssue(i)}`)].join('\n')

@@ -66,11 +66,21 @@ function lastIndex(path: readonly PropertyKey[]): number | undefined {
 function entryText(v: unknown): string | undefined {
   if (v === undefined) return undefined
   if (typeof v === 'string') return v
+  if (typeof v === 'number') return String(v)
+  if (v instanceof Date) return v.toISOString()
   try {
     return typeof v === 'bigint' ? v.toString() : JSON.stringify(v)
   } catch {
     return String(v)
   }
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'array'
+  if (typeof v === 'number' && !Number.isFinite(v)) return `non-finite number ${v}`
+  if (v instanceof Date) return 'date'
+  return typeof v
 }
 
 function at(path: readonly PropertyKey[], value: unknown): Origin {
@@ -104,7 +114,7 @@ function shapeIssues(doc: unknown, zodIssues: readonly z.core.$ZodIssue[]): Conf
       message = `${entryText(value)} is not one of ${zi.values.map((v) => JSON.stringify(v)).join(', ')}`
     } else if (zi.code === 'invalid_type') {
       reason = 'WRONG_TYPE'
-      message = `expected ${zi.expected}, got ${Array.isArray(value) ? 'array' : typeof value}`
+      message = `expected ${zi.expected}, got ${typeName(value)}`
     } else {
       reason = 'INVALID_VALUE'
       message = zi.message

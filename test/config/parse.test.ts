@@ -132,6 +132,17 @@ describe('meshConfigFromEnv rejects', () => {
     expect(Object.isFrozen(issues)).toBe(true)
   })
 
+  it('orders issues by source, then entry, whichever check found them', () => {
+    const err = thrown(() => meshConfigFromEnv({ [CE]: 'x#127.0.0.1:0#y:1', [CI]: 'a#1#true####c#15006#true##d#x#maybe' }))
+    expect((err.details.issues as ConfigIssue[]).map((i) => [i.source, i.index, i.reason])).toEqual([
+      [CI, 1, 'EMPTY_ENTRY'],
+      [CI, 2, 'PORT_RESERVED'],
+      [CI, 3, 'INVALID_BOOLEAN'],
+      [CI, 3, 'PORT_NOT_NUMERIC'],
+      [CE, 0, 'PORT_OUT_OF_RANGE'],
+    ])
+  })
+
   it('names the legacy variable when the legacy value is the one in use', () => {
     expect(issuesOf({ EDG_INGRESS_PROXY_CONFIG: 'a#x#true' })).toEqual([
       { source: 'EDG_INGRESS_PROXY_CONFIG', entry: 'a#x#true', index: 0, reason: 'PORT_NOT_NUMERIC' },
