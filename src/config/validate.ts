@@ -31,10 +31,10 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 
 /** Mints a Port from a number known to be valid; throws ConfigError otherwise. */
 export function toPort(n: number, source = 'port'): Port {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_PORT) {
-    throw configInvalid([{ source, entry: String(n), reason: 'PORT_OUT_OF_RANGE', message: `port ${n} is not 1..${MAX_PORT}` }])
-  }
-  return n as Port
+  const issues: ConfigIssue[] = []
+  const port = new Checker(issues).port({ value: n, at: { source, entry: String(n) } }, 'port')
+  if (port === undefined) throw configInvalid(issues)
+  return port
 }
 
 const MESH_PORT_NAMES = new Map<number, string>([

@@ -4,6 +4,7 @@ import {
   meshConfigFromEnv,
   parseEgress,
   parseIngress,
+  toPort,
   type ConfigIssue,
 } from '../../src/config/index.js'
 import { thrown } from '../support.js'
@@ -292,5 +293,16 @@ describe('parseIngress / parseEgress', () => {
 
   it('an empty egress value is an error', () => {
     expect(thrown(() => parseEgress('')).details.issues).toMatchObject([{ source: CE, reason: 'EMPTY_VALUE' }])
+  })
+})
+
+describe('toPort', () => {
+  it('mints valid ports and refuses others with the same reasons as the parser', () => {
+    expect(toPort(1)).toBe(1)
+    expect(toPort(65535)).toBe(65535)
+    expect(thrown(() => toPort(0)).details.issues).toMatchObject([{ source: 'port', entry: '0', reason: 'PORT_OUT_OF_RANGE' }])
+    expect(thrown(() => toPort(65536, 'spec.port')).details.issues).toMatchObject([{ source: 'spec.port', reason: 'PORT_OUT_OF_RANGE' }])
+    expect(thrown(() => toPort(1.5)).details.issues).toMatchObject([{ reason: 'PORT_NOT_NUMERIC' }])
+    expect(thrown(() => toPort(Number.NaN)).details.issues).toMatchObject([{ reason: 'PORT_NOT_NUMERIC' }])
   })
 })
