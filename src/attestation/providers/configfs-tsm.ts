@@ -12,19 +12,18 @@ import { randomBytes } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import type { Logger } from 'pino'
-import { bytesEqual } from '../encoding.js'
 import { isMeshError } from '../../errors.js'
 import { parseSnpCertTable } from '../snp/cert-table.js'
 import {
   checkAborted,
   checkReportDataSize,
-  REPORT_DATA_BYTES,
   type Evidence,
   type EvidenceCerts,
   type EvidenceProvider,
   type GetEvidenceOptions,
 } from '../provider.js'
 import { ProviderError } from './errors.js'
+import { checkBlobReportData, SNP_REPORT_BYTES } from './report-data.js'
 
 export const DEFAULT_TSM_REPORT_ROOT = '/sys/kernel/config/tsm/report'
 
@@ -60,10 +59,6 @@ export interface ConfigfsTsmOptions {
   readonly maxAttempts?: number
 }
 
-const SNP_REPORT_BYTES = 0x4a0
-const SNP_REPORT_DATA_OFFSET = 0x50
-/** TDX quote v4: header 0x30 + body report_data 0x208; v5: body at 0x36. */
-const TDX_REPORT_DATA_OFFSET = { 4: 0x30 + 0x208, 5: 0x36 + 0x208 } as const
 const MAX_GENERATION_TEXT = 32
 
 export class ConfigfsTsmProvider implements EvidenceProvider {
@@ -215,22 +210,11 @@ function ioError(attribute: string, entry: string, op: string, err: unknown): Pr
  * whatever `generation` says: refuse it rather than hand it to a verifier.
  */
 function checkEmbeddedReportData(tee: TsmTee, blob: Uint8Array, reportData: Uint8Array): void {
-  let offset: number | undefined
-  if (tee === 'snp') {
-    if (blob.byteLength !== SNP_REPORT_BYTES) {
-      throw new ProviderError('PROVIDER_TSM_MALFORMED', `outblob is ${blob.byteLength} B, an SEV-SNP report is ${SNP_REPORT_BYTES} B`, { attribute: 'outblob', length: blob.byteLength })
-    }
-    offset = SNP_REPORT_DATA_OFFSET
-  } else {
-    const version = blob.byteLength >= 2 ? blob[0]! | (blob[1]! << 8) : undefined
-    offset = version === 4 || version === 5 ? TDX_REPORT_DATA_OFFSET[version] : undefined
-    if (offset === undefined || blob.byteLength < offset + REPORT_DATA_BYTES) {
-      throw new ProviderError('PROVIDER_TSM_MALFORMED', `outblob (${blob.byteLength} B, version ${version}) is not a TDX v4/v5 quote`, { attribute: 'outblob', length: blob.byteLength, version })
-    }
-  }
-  if (!bytesEqual(blob.subarray(offset, offset + REPORT_DATA_BYTES), reportData)) {
-    throw new ProviderError('PROVIDER_TSM_MALFORMED', 'outblob does not carry the report data we wrote', { attribute: 'outblob', offset })
-  }
+  const c = checkBlobReportData(tee, blob, reportData)
+  if (c.ok) return
+  const what = c.problem === 'mismatch' ? 'does not carry the report data we wrote' : tee === 'snp' ? `is ${c.length} B, not an SEV-SNP report (${SNP_REPORT_BYTES} B)` : `(${c.length} B, version ${c.version}) is not a TDX v4/v5 quote`
+  const { ok: _ok, ...details } = c
+  throw new ProviderError('PROVIDER_TSM_MALFORMED', `outblob ${what}`, { attribute: 'outblob', ...details })
 }
 
 function certsFromTable(auxblob: Uint8Array): EvidenceCerts {
