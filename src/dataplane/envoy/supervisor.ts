@@ -1,0 +1,349 @@
+// The Envoy data plane: renders the bootstrap, keeps the SDS files current, and runs
+// `envoy` as a supervised child process.
+//
+//   created --start()--> listening --setCredentials()--> serving
+//   listening|serving --close()--> draining --> closed ;  any --destroy()--> closed
+//
+// Envoy is spawned only once credentials exist. File-based SDS requires the secret file
+// to exist when Envoy loads its config, and a listener without its secret would only
+// warm (not accept) anyway, so an earlier spawn buys nothing. Unlike the builtin data
+// plane, `listening` therefore binds no socket: until Envoy's listeners are up,
+// redirected SYNs meet the ruleset's explicit drop and clients retransmit. The effect
+// is the one the DataPlane contract promises (a delay, never plaintext, never a reset).
+//
+// After a crash Envoy is restarted with capped exponential backoff; a run that lasted
+// `backoff.resetAfterMs` resets the delay. close() stops Envoy's listeners through its
+// admin API (/drain_listeners), gives established connections timeouts.drainMs, then
+// SIGTERM, then SIGKILL after killGraceMs.
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { request } from 'node:http'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import type { Logger } from 'pino'
+import type { DataPlane, DataPlaneState, DataPlaneStats, TlsMaterial } from '../dataplane.js'
+import { DataPlaneError } from '../errors.js'
+import type { DataPlaneSpec } from '../spec.js'
+import { renderBootstrap } from './bootstrap.js'
+import { EnvoyError } from './errors.js'
+import { writeFileAtomic, writeSdsResources } from './sds.js'
+
+/** `[level][logger] message`: the level is parsed back so Envoy's lines keep theirs in pino. */
+export const ENVOY_LOG_FORMAT = '[%l][%n] %v'
+const LOG_LINE_RE = /^\[(trace|debug|info|warning|error|critical|off)\]\[([^\]]*)\] ?(.*)$/
+
+const PINO_LEVEL: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
+  trace: 'trace',
+  debug: 'debug',
+  info: 'info',
+  warning: 'warn',
+  error: 'error',
+  critical: 'fatal',
+  off: 'info',
+}
+
+export const DEFAULT_ENVOY_ADMIN_PORT = 15000
+
+export interface BackoffOptions {
+  readonly initialMs: number
+  readonly maxMs: number
+  /** A run at least this long resets the delay to initialMs. */
+  readonly resetAfterMs: number
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000, resetAfterMs: 60_000 }
+
+export interface EnvoyDataPlaneOptions {
+  readonly spec: DataPlaneSpec
+  readonly log: Logger
+  /** Holds `bootstrap.json` and the SDS directory `sds/`; the daemon's tmpfs in the guest. */
+  readonly workDir: string
+  /** Envoy's own admin port on 127.0.0.1. */
+  readonly adminPort?: number
+  readonly envoyPath?: string
+  /** Envoy's `--log-level`. */
+  readonly logLevel?: 'trace' | 'debug' | 'info' | 'warning' | 'error' | 'critical'
+  readonly backoff?: BackoffOptions
+  /** After SIGTERM, how long Envoy gets before SIGKILL. */
+  readonly killGraceMs?: number
+  readonly extraArgs?: readonly string[]
+}
+
+type StateListener = (prev: DataPlaneState, next: DataPlaneState) => void
+
+const ZERO_STATS: DataPlaneStats = {
+  connectionsAccepted: {},
+  connectionsActive: 0,
+  handshakesCompleted: {},
+  failures: {},
+  bytesIn: 0,
+  bytesOut: 0,
+}
+
+export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
+  readonly #opts: EnvoyDataPlaneOptions
+  readonly #log: Logger
+  readonly #envoyLog: Logger
+  readonly #bootstrapPath: string
+  readonly #sdsDir: string
+  readonly #adminPort: number
+  readonly #backoff: BackoffOptions
+  #state: DataPlaneState = 'created'
+  #listeners = new Set<StateListener>()
+  #material: TlsMaterial | undefined
+  #child: ChildProcess | undefined
+  #childExited: Promise<void> | undefined
+  #restartTimer: NodeJS.Timeout | undefined
+  #failures = 0
+  #starts = 0
+  #closing: Promise<void> | undefined
+
+  constructor(opts: EnvoyDataPlaneOptions) {
+    this.#opts = opts
+    this.#log = opts.log.child({ component: 'dataplane-envoy' })
+    this.#envoyLog = opts.log.child({ component: 'envoy' })
+    this.#bootstrapPath = join(opts.workDir, 'bootstrap.json')
+    this.#sdsDir = join(opts.workDir, 'sds')
+    this.#adminPort = opts.adminPort ?? DEFAULT_ENVOY_ADMIN_PORT
+    this.#backoff = opts.backoff ?? DEFAULT_BACKOFF
+  }
+
+  get state(): DataPlaneState {
+    return this.#state
+  }
+
+  /** How many times Envoy was spawned (first start included). */
+  get starts(): number {
+    return this.#starts
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid
+  }
+
+  /** Listeners run after the triggering call returns, never inside it. */
+  onStateChange(fn: StateListener): () => void {
+    this.#listeners.add(fn)
+    return () => this.#listeners.delete(fn)
+  }
+
+  async start(): Promise<void> {
+    this.#requireState('start', ['created'])
+    const bootstrap = renderBootstrap(this.#opts.spec, { sdsDir: this.#sdsDir, adminPort: this.#adminPort })
+    try {
+      mkdirSync(this.#sdsDir, { recursive: true, mode: 0o700 })
+    } catch (err) {
+      throw new EnvoyError('ENVOY_WRITE', `cannot create ${this.#sdsDir}: ${(err as Error).message}`, { path: this.#sdsDir }, { cause: err })
+    }
+    writeFileAtomic(this.#bootstrapPath, `${JSON.stringify(bootstrap, null, 2)}\n`, 0o644)
+    this.#transition(['created'], 'listening')
+    if (this.#material !== undefined) this.#serve(this.#material)
+  }
+
+  setCredentials(material: TlsMaterial): void {
+    this.#requireState('setCredentials', ['created', 'listening', 'serving'])
+    this.#material = material
+    if (this.#state === 'created') return
+    if (this.#state === 'listening') return this.#serve(material)
+    writeSdsResources(this.#sdsDir, material)
+    this.#log.info({ sdsDir: this.#sdsDir }, 'credentials rotated: SDS files replaced')
+  }
+
+  /**
+   * Envoy keeps its own counters (admin /stats, /stats/prometheus, scraped by the
+   * agent); the supervisor does not mirror them, so every counter here stays zero.
+   */
+  stats(): DataPlaneStats {
+    return ZERO_STATS
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  destroy(err?: Error): void {
+    if (this.#state === 'closed') return
+    if (err !== undefined) this.#log.error({ err }, 'data plane destroyed')
+    this.#cancelRestart()
+    this.#child?.kill('SIGKILL')
+    this.#transition(['created', 'listening', 'serving', 'draining'], 'closed')
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  #serve(material: TlsMaterial): void {
+    writeSdsResources(this.#sdsDir, material)
+    this.#transition(['listening'], 'serving')
+    this.#spawn()
+  }
+
+  async #close(): Promise<void> {
+    if (this.#state === 'closed') return
+    if (this.#state === 'created' || this.#state === 'listening' || this.#child === undefined) {
+      this.#cancelRestart()
+      this.#transition(['created', 'listening', 'serving'], 'draining')
+      this.#transition(['draining'], 'closed')
+      return
+    }
+    this.#transition(['serving'], 'draining')
+    this.#cancelRestart()
+    const exited = this.#childExited ?? Promise.resolve()
+    const child = this.#child
+    // Stop accepting first; established connections keep flowing until drainMs is up.
+    await this.#admin('POST', '/drain_listeners').catch((err: unknown) => {
+      this.#log.warn({ err }, 'envoy admin /drain_listeners failed; terminating without drain')
+    })
+    await raceTimeout(exited, this.#opts.spec.timeouts.drainMs)
+    if (this.#child === child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      const graceMs = this.#opts.killGraceMs ?? 5_000
+      if (!(await raceTimeout(exited, graceMs))) {
+        this.#log.warn({ pid: child.pid, graceMs }, 'envoy ignored SIGTERM; killing')
+        child.kill('SIGKILL')
+        await exited
+      }
+    }
+    if (this.#state === 'draining') this.#transition(['draining'], 'closed')
+  }
+
+  #spawn(): void {
+    const args = [
+      '-c',
+      this.#bootstrapPath,
+      '--log-format',
+      ENVOY_LOG_FORMAT,
+      '--log-level',
+      this.#opts.logLevel ?? 'info',
+      // A restart here is a fresh process, not a hot restart: no shared-memory region
+      // that a second Envoy in the same VM (or a crashed one) could collide with.
+      '--disable-hot-restart',
+      '--drain-time-s',
+      String(Math.max(1, Math.ceil(this.#opts.spec.timeouts.drainMs / 1000))),
+      ...(this.#opts.extraArgs ?? []),
+    ]
+    const envoyPath = this.#opts.envoyPath ?? 'envoy'
+    const startedAt = performance.now()
+    this.#starts++
+    const child = spawn(envoyPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.#child = child
+    this.#log.info({ pid: child.pid, envoyPath, start: this.#starts }, 'envoy spawned')
+    this.#pipeLines(child)
+    let settle!: () => void
+    this.#childExited = new Promise<void>((resolve) => (settle = resolve))
+    let settled = false
+    const onGone = (code: number | null, signal: NodeJS.Signals | null, err?: Error): void => {
+      if (settled) return
+      settled = true
+      if (this.#child === child) this.#child = undefined
+      settle()
+      this.#onExit(code, signal, performance.now() - startedAt, err)
+    }
+    child.once('error', (err) => {
+      // Spawn failure (ENOENT, EACCES): there will be no 'close' with an exit status.
+      if (child.pid === undefined) onGone(null, null, err)
+      else this.#log.error({ err, pid: child.pid }, 'envoy process error')
+    })
+    child.once('close', (code, signal) => onGone(code, signal))
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null, ranMs: number, err?: Error): void {
+    if (this.#state !== 'serving') {
+      this.#log.info({ exitCode: code, signal }, 'envoy exited')
+      return
+    }
+    if (ranMs >= this.#backoff.resetAfterMs) this.#failures = 0
+    const delayMs = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** this.#failures)
+    this.#failures++
+    const fields = { exitCode: code, signal, ranMs: Math.round(ranMs), restartInMs: delayMs, failures: this.#failures }
+    if (err !== undefined) {
+      const spawnErr = new EnvoyError('ENVOY_SPAWN', `cannot run ${this.#opts.envoyPath ?? 'envoy'}: ${err.message}`, {}, { cause: err })
+      this.#log.error({ ...fields, err: spawnErr, code: spawnErr.code }, 'envoy could not be started; retrying')
+    } else {
+      this.#log.error(fields, 'envoy exited unexpectedly; restarting')
+    }
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined
+      if (this.#state === 'serving') this.#spawn()
+    }, delayMs)
+  }
+
+  #cancelRestart(): void {
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer)
+    this.#restartTimer = undefined
+  }
+
+  #pipeLines(child: ChildProcess): void {
+    const pid = child.pid
+    for (const stream of [child.stderr, child.stdout]) {
+      if (stream === null) continue
+      // A message spanning lines (config dumps) keeps the level of its first line.
+      let level: (typeof PINO_LEVEL)[string] = 'info'
+      let logger = ''
+      createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+        if (line === '') return
+        const m = LOG_LINE_RE.exec(line)
+        if (m !== null) {
+          level = PINO_LEVEL[m[1] ?? 'info'] ?? 'info'
+          logger = m[2] ?? ''
+          this.#envoyLog[level]({ pid, envoyLogger: logger }, m[3] ?? '')
+        } else {
+          this.#envoyLog[level]({ pid, envoyLogger: logger, continued: true }, line)
+        }
+      })
+    }
+  }
+
+  #admin(method: 'GET' | 'POST', path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: this.#adminPort, method, path, timeout: 1_000 }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8')
+          if ((res.statusCode ?? 0) >= 300) reject(new Error(`admin ${path}: HTTP ${res.statusCode}`))
+          else resolve(body)
+        })
+        res.on('error', reject)
+      })
+      req.on('timeout', () => req.destroy(new Error(`admin ${path}: timeout`)))
+      req.on('error', reject)
+      req.end()
+    })
+  }
+
+  #requireState(op: string, allowed: readonly DataPlaneState[]): void {
+    if (!allowed.includes(this.#state)) {
+      throw new DataPlaneError('DATAPLANE_STATE', `${op}() in state ${this.#state}`, { op, state: this.#state, allowed })
+    }
+  }
+
+  #transition(from: readonly DataPlaneState[], to: DataPlaneState): void {
+    const prev = this.#state
+    if (!from.includes(prev)) {
+      throw new DataPlaneError('DATAPLANE_STATE', `illegal transition ${prev} -> ${to}`, { from: prev, to })
+    }
+    this.#state = to
+    this.#log.debug(`${prev} -> ${to}`)
+    const listeners = [...this.#listeners]
+    queueMicrotask(() => {
+      for (const fn of listeners) fn(prev, to)
+    })
+  }
+}
+
+/** Resolves true if `p` settled within `ms`, false on timeout; never rejects. */
+async function raceTimeout(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([p.then(() => true), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

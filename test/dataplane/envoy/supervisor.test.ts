@@ -1,0 +1,266 @@
+import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import { mkdtempSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import type { MeshConfig, Port } from '../../../src/config/types.js'
+import { deriveSpec, type TimeoutsSpec } from '../../../src/dataplane/spec.js'
+import { EnvoyDataPlane, type EnvoyDataPlaneOptions } from '../../../src/dataplane/envoy/supervisor.js'
+import { SDS_FILES } from '../../../src/dataplane/envoy/bootstrap.js'
+import { logSink, rejected, thrown } from '../../support.js'
+import { FakeEnvoy } from './fake-envoy.js'
+import { validateMessage } from './schema.js'
+
+const CONFIG: MeshConfig = {
+  ingress: { enabled: true, rules: [] },
+  egress: [],
+  transparentEgress: { enabled: false, allowPlaintext: [] },
+  admin: { port: 15020 as Port, exposed: false },
+}
+const TIMEOUTS: TimeoutsSpec = { handshakeMs: 1000, connectMs: 1000, certificateWaitMs: 1000, drainMs: 200 }
+const MATERIAL = { meshCa: 'CA-1\n', certChain: 'CHAIN-1\n', key: 'KEY-1\n' }
+
+let dir: string
+let fake: FakeEnvoy
+let sink: ReturnType<typeof logSink>
+const planes: EnvoyDataPlane[] = []
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'envoy-sup-'))
+  fake = new FakeEnvoy(dir)
+  sink = logSink()
+})
+afterEach(async () => {
+  for (const p of planes.splice(0)) p.destroy()
+  // Give SIGKILLed fakes a moment before their directory goes away.
+  await sleep(50)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as { port: number }).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function plane(over: Partial<EnvoyDataPlaneOptions> = {}): Promise<EnvoyDataPlane> {
+  const p = new EnvoyDataPlane({
+    spec: deriveSpec(CONFIG, TIMEOUTS),
+    log: pino({ level: 'trace' }, sink),
+    workDir: join(dir, 'work'),
+    adminPort: await freePort(),
+    envoyPath: fake.path,
+    backoff: { initialMs: 40, maxMs: 160, resetAfterMs: 60_000 },
+    killGraceMs: 300,
+    ...over,
+  })
+  planes.push(p)
+  return p
+}
+
+const logs = (component: string) => sink.records.filter((r) => r['component'] === component)
+
+describe('EnvoyDataPlane', () => {
+  it('start() writes a valid bootstrap and waits for credentials before spawning Envoy', async () => {
+    const p = await plane()
+    const seen: string[] = []
+    p.onStateChange((a, b) => seen.push(`${a} -> ${b}`))
+    await p.start()
+    expect(p.state).toBe('listening')
+    const bootstrap = JSON.parse(readFileSync(join(dir, 'work', 'bootstrap.json'), 'utf8'))
+    expect(validateMessage('envoy.config.bootstrap.v3.Bootstrap', bootstrap)).toEqual([])
+    await sleep(50)
+    expect(fake.records()).toEqual([])
+
+    p.setCredentials(MATERIAL)
+    expect(p.state).toBe('serving')
+    await until('start record', () => fake.events('start').length === 1)
+    const start = fake.events('start')[0]!
+    expect(start.argv).toEqual(expect.arrayContaining(['-c', join(dir, 'work', 'bootstrap.json'), '--log-format', '[%l][%n] %v', '--disable-hot-restart']))
+    expect(start.argv!.slice(start.argv!.indexOf('--drain-time-s'), start.argv!.indexOf('--drain-time-s') + 2)).toEqual(['--drain-time-s', '1'])
+    // Both secret files were in place when Envoy loaded its config.
+    expect(start.sds).toEqual([
+      { path: join(dir, 'work', 'sds', SDS_FILES.validation), exists: true },
+      { path: join(dir, 'work', 'sds', SDS_FILES.certificate), exists: true },
+    ])
+    await p.close()
+    expect(seen).toEqual(['created -> listening', 'listening -> serving', 'serving -> draining', 'draining -> closed'])
+  })
+
+  it('credentials given before start() are written and served at start()', async () => {
+    const p = await plane()
+    p.setCredentials(MATERIAL)
+    expect(p.state).toBe('created')
+    await p.start()
+    expect(p.state).toBe('serving')
+    await until('start record', () => fake.events('start').length === 1)
+    expect(fake.events('start')[0]!.sds!.every((s) => s.exists)).toBe(true)
+  })
+
+  it('surfaces each Envoy stderr line through pino with its parsed level', async () => {
+    const p = await plane()
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('three envoy lines', () => logs('envoy').length >= 3)
+    const lines = logs('envoy').map((r) => ({ level: r['level'], envoyLogger: r['envoyLogger'], msg: r['msg'], continued: r['continued'] }))
+    expect(lines.slice(0, 3)).toEqual([
+      { level: 30, envoyLogger: 'main', msg: 'initializing epoch 0 (fake)', continued: undefined },
+      { level: 40, envoyLogger: 'config', msg: 'deprecated option in use', continued: undefined },
+      // An unprefixed continuation keeps the level of the line it continues.
+      { level: 40, envoyLogger: 'config', msg: '  second line of the warning', continued: true },
+    ])
+    expect(logs('envoy').every((r) => r['pid'] === p.pid)).toBe(true)
+  })
+
+  it('restarts a crashing Envoy with capped exponential backoff, and stops restarting on close()', async () => {
+    fake.control({ mode: 'crash', exitCode: 3 })
+    const p = await plane()
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('5 starts', () => fake.events('start').length >= 5)
+    await p.close()
+    const starts = fake.events('start').map((r) => r.t)
+    const gaps = starts.slice(1, 5).map((t, i) => t - starts[i]!)
+    const expected = [40, 80, 160, 160]
+    gaps.forEach((g, i) => expect(g).toBeGreaterThanOrEqual(expected[i]!))
+    const restarts = logs('dataplane-envoy').filter((r) => r['msg'] === 'envoy exited unexpectedly; restarting')
+    expect(restarts.slice(0, 4).map((r) => [r['exitCode'], r['restartInMs']])).toEqual(expected.map((d) => [3, d]))
+    expect(logs('envoy').some((r) => r['level'] === 60 && r['envoyLogger'] === 'backtrace')).toBe(true)
+    const count = fake.events('start').length
+    await sleep(300)
+    expect(fake.events('start').length).toBe(count)
+    expect(p.state).toBe('closed')
+  })
+
+  it('close(): drains listeners through the admin API, waits drainMs, then SIGTERM', async () => {
+    const p = await plane()
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('admin up', () => fake.events('start').length === 1)
+    await sleep(150) // the fake's admin server listens right after the start record
+    const pid = p.pid!
+    const before = Date.now()
+    await p.close()
+    const [drain] = fake.events('drain')
+    const [term] = fake.events('sigterm')
+    expect(drain).toBeDefined()
+    expect(term).toBeDefined()
+    expect(term!.t - drain!.t).toBeGreaterThanOrEqual(TIMEOUTS.drainMs - 5)
+    expect(drain!.t).toBeGreaterThanOrEqual(before - 5)
+    expect(alive(pid)).toBe(false)
+    expect(p.state).toBe('closed')
+    expect(fake.events('start')).toHaveLength(1)
+  })
+
+  it('close(): SIGKILL when Envoy ignores SIGTERM for killGraceMs', async () => {
+    fake.control({ mode: 'serve', ignoreTerm: true })
+    const p = await plane()
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('start', () => fake.events('start').length === 1)
+    await sleep(150)
+    const pid = p.pid!
+    const t0 = Date.now()
+    await p.close()
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(TIMEOUTS.drainMs + 300 - 10)
+    expect(fake.events('sigterm')).toHaveLength(1)
+    expect(alive(pid)).toBe(false)
+    expect(logs('dataplane-envoy').some((r) => r['msg'] === 'envoy ignored SIGTERM; killing')).toBe(true)
+  })
+
+  it('setCredentials while serving replaces the SDS files by rename, without restarting Envoy', async () => {
+    const p = await plane()
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('start', () => fake.events('start').length === 1)
+    const certPath = join(dir, 'work', 'sds', SDS_FILES.certificate)
+    const caPath = join(dir, 'work', 'sds', SDS_FILES.validation)
+    const inode = statSync(certPath).ino
+    p.setCredentials({ meshCa: 'CA-1\nCA-2\n', certChain: 'CHAIN-2\n', key: 'KEY-2\n' })
+    expect(statSync(certPath).ino).not.toBe(inode)
+    const cert = JSON.parse(readFileSync(certPath, 'utf8')).resources[0].tls_certificate
+    expect(cert).toEqual({ certificate_chain: { inline_string: 'CHAIN-2\n' }, private_key: { inline_string: 'KEY-2\n' } })
+    expect(JSON.parse(readFileSync(caPath, 'utf8')).resources[0].validation_context.trusted_ca.inline_string).toBe('CA-1\nCA-2\n')
+    await sleep(100)
+    expect(fake.events('start')).toHaveLength(1)
+    expect(p.state).toBe('serving')
+  })
+
+  it('close() and destroy() are idempotent; calls after close fail typed', async () => {
+    const p = await plane()
+    await p.start()
+    p.setCredentials(MATERIAL)
+    const a = p.close()
+    const b = p.close()
+    expect(a).toBe(b)
+    await a
+    p.destroy()
+    await p.close()
+    expect(p.state).toBe('closed')
+    expect(thrown(() => p.setCredentials(MATERIAL))).toMatchObject({ code: 'DATAPLANE_STATE', details: { op: 'setCredentials', state: 'closed' } })
+    expect(await rejected(p.start())).toMatchObject({ code: 'DATAPLANE_STATE', details: { op: 'start', state: 'closed' } })
+  })
+
+  it('close() before any credentials: nothing was spawned, closes at once', async () => {
+    const p = await plane()
+    await p.start()
+    await p.close()
+    expect(p.state).toBe('closed')
+    expect(fake.records()).toEqual([])
+  })
+
+  it('destroy() kills Envoy at once', async () => {
+    const p = await plane()
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('start', () => fake.events('start').length === 1)
+    const pid = p.pid!
+    p.destroy(new Error('test'))
+    expect(p.state).toBe('closed')
+    await until('process gone', () => !alive(pid))
+    expect(fake.events('sigterm')).toEqual([])
+  })
+
+  it('a missing envoy binary is logged as ENVOY_SPAWN and retried with backoff', async () => {
+    const p = await plane({ envoyPath: join(dir, 'no-such-envoy') })
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('3 spawn attempts', () => p.starts >= 3)
+    const failures = logs('dataplane-envoy').filter((r) => r['code'] === 'ENVOY_SPAWN')
+    expect(failures.length).toBeGreaterThanOrEqual(2)
+    expect(failures.slice(0, 2).map((r) => r['restartInMs'])).toEqual([40, 80])
+    await p.close()
+    expect(p.state).toBe('closed')
+  })
+
+  it('a bad option fails start() typed, before anything is written', async () => {
+    const p = await plane({ adminPort: 15006 })
+    expect(await rejected(p.start())).toMatchObject({ code: 'ENVOY_OPTION', details: { option: 'adminPort', listener: 'ingress' } })
+    expect(existsSync(join(dir, 'work', 'bootstrap.json'))).toBe(false)
+    expect(p.state).toBe('created')
+  })
+})
