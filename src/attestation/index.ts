@@ -53,3 +53,23 @@ export { parseTdxQuote, TDX_BODY_LAYOUT, TDX_HEADER_LAYOUT, QE_REPORT_LAYOUT, ty
 export { intelSgxRootCa, INTEL_SGX_ROOT_CA_SHA256 } from './tdx/roots.js'
 export { verifyTdx, type TdxVerifyOptions, type TdxPolicyOptions, type TdxClaims, type TdxVerifyResult } from './tdx/verify.js'
 export { evidenceVerifyCommand } from './verify-command.js'
+export {
+  bindReportData,
+  type Evidence,
+  type EvidenceCerts,
+  type EvidenceTee,
+  type EvidenceProvider,
+  type EvidenceProviderKind,
+  type GetEvidenceOptions,
+} from './provider.js'
+export { ProviderError, type ProviderCode } from './providers/errors.js'
+export { ConfigfsTsmProvider, nodeTsmFs, DEFAULT_TSM_REPORT_ROOT, type TsmFs, type TsmTee, type ConfigfsTsmOptions } from './providers/configfs-tsm.js'
+export {
+  AttestationAgentProvider,
+  normalizeAaEvidence,
+  AA_SERVICE,
+  DEFAULT_AA_SOCKET,
+  type AttestationAgentOptions,
+} from './providers/attestation-agent.js'
+export { SimulatedProvider, SIMULATED_ROOT_CN, type SimulatedOptions } from './providers/simulated.js'
+export { selectProvider, DEFAULT_TEE_DEVICES, type SelectOptions, type Selection } from './providers/select.js'

@@ -5,9 +5,9 @@
 
 import { createHash } from 'node:crypto'
 import { ProviderError } from './providers/errors.js'
+import { REPORT_DATA_BYTES } from './verifier.js'
 
-/** REPORT_DATA is exactly this long in SEV-SNP reports and TDX quotes. */
-export const REPORT_DATA_BYTES = 64
+export { REPORT_DATA_BYTES }
 
 export type EvidenceProviderKind = 'configfs-tsm' | 'attestation-agent' | 'simulated'
 
