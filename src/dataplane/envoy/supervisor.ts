@@ -44,6 +44,8 @@ const PINO_LEVEL: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error' |
 }
 
 export const DEFAULT_ENVOY_ADMIN_PORT = 15000
+/** bootstrap.json and sds/ live here in the guest (tmpfs: the SDS files hold the key). */
+export const DEFAULT_ENVOY_WORK_DIR = '/run/podvm-mesh/envoy'
 
 export interface BackoffOptions {
   readonly initialMs: number
