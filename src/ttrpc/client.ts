@@ -31,6 +31,7 @@ interface Pending {
 }
 
 const MAX_STREAM_ID = 0xffff_ffff
+const MAX_TIMEOUT_MS = 0x7fff_ffff
 
 export class TtrpcClient {
   readonly #socket: Duplex
@@ -105,8 +106,9 @@ export class TtrpcClient {
       return Promise.reject(new TtrpcError('TTRPC_ABORTED', `call ${service}/${method} aborted`, { service, method }, { cause: opts.signal.reason }))
     }
     const timeoutMs = opts.timeoutMs ?? this.#defaultTimeoutMs
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      return Promise.reject(new TtrpcError('TTRPC_INVALID_ARGUMENT', `timeout ${timeoutMs} ms is not a non-negative number`, { timeoutMs }))
+    // Node timers overflow above 2^31-1 ms (they would fire at once): refuse rather than misbehave.
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) {
+      return Promise.reject(new TtrpcError('TTRPC_INVALID_ARGUMENT', `timeout ${timeoutMs} ms is not in 0..${MAX_TIMEOUT_MS}`, { timeoutMs }))
     }
     if (this.#nextStreamId > MAX_STREAM_ID) {
       return Promise.reject(new TtrpcError('TTRPC_CLOSED', 'stream ids exhausted on this connection', { service, method }))

@@ -15,6 +15,8 @@ export type TtrpcCode =
   | 'TTRPC_CLOSED'
   /** The connection could not be established. */
   | 'TTRPC_CONNECT'
+  /** The server could not listen on its address. */
+  | 'TTRPC_LISTEN'
   /** The remote answered with a non-OK status; details.grpcCode carries the code. */
   | 'TTRPC_STATUS'
   /** The caller passed something the protocol cannot carry. */

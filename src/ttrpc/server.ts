@@ -27,6 +27,8 @@ export type UnaryHandler = (payload: Uint8Array, ctx: CallContext) => Uint8Array
 
 export interface ServerOptions {
   readonly log: Logger
+  /** Calls one connection may have in flight; more are answered RESOURCE_EXHAUSTED. Default 256. */
+  readonly maxConcurrentCalls?: number
 }
 
 const OK_STATUS: Status = { code: GrpcCode.OK, message: '', details: [] }
@@ -36,11 +38,13 @@ export class TtrpcServer {
   readonly #services = new Map<string, Map<string, UnaryHandler>>()
   readonly #connections = new Set<Connection>()
   #server: net.Server | undefined
+  readonly #maxConcurrentCalls: number
   #nextConnId = 1
   #closed = false
 
   constructor(opts: ServerOptions) {
     this.#log = opts.log.child({ component: 'ttrpc', role: 'server' })
+    this.#maxConcurrentCalls = opts.maxConcurrentCalls ?? 256
   }
 
   /** Registers the unary methods of a fully qualified service (e.g. `grpc.AgentService`). */
@@ -54,16 +58,23 @@ export class TtrpcServer {
   /** Listens on a Unix socket path; a stale socket file there is replaced. */
   async listen(path: string): Promise<void> {
     if (this.#server !== undefined) throw new TtrpcError('TTRPC_INVALID_ARGUMENT', 'server is already listening', { path })
-    await fs.rm(path, { force: true })
+    // A socket left by a previous run would make listen() fail; anything else at that path is not ours to delete.
+    const stale = await fs.lstat(path).catch(() => undefined)
+    if (stale?.isSocket()) await fs.unlink(path)
     const server = net.createServer((socket) => this.handle(socket))
     this.#server = server
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(path, () => {
-        server.off('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(path, () => {
+          server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err) {
+      this.#server = undefined
+      throw new TtrpcError('TTRPC_LISTEN', `listen on ${path}: ${(err as Error).message}`, { path, errno: (err as NodeJS.ErrnoException).code }, { cause: err })
+    }
     server.on('error', (err) => this.#log.error({ err }, 'listener error'))
     this.#log.info({ path }, 'listening')
   }
@@ -74,7 +85,7 @@ export class TtrpcServer {
       socket.destroy()
       return
     }
-    const conn = new Connection(socket, this.#nextConnId++, this.#services, this.#log, () => this.#connections.delete(conn))
+    const conn = new Connection(socket, this.#nextConnId++, this.#services, this.#maxConcurrentCalls, this.#log, () => this.#connections.delete(conn))
     this.#connections.add(conn)
   }
 
@@ -111,12 +122,21 @@ class Connection {
   readonly #decoder = new FrameDecoder()
   readonly #inflight = new Map<number, AbortController>()
   readonly #onGone: () => void
+  readonly #maxConcurrentCalls: number
   #lastStreamId = 0
   #gone = false
   #drained: (() => void) | undefined
 
-  constructor(socket: Duplex, id: number, services: ReadonlyMap<string, ReadonlyMap<string, UnaryHandler>>, log: Logger, onGone: () => void) {
+  constructor(
+    socket: Duplex,
+    id: number,
+    services: ReadonlyMap<string, ReadonlyMap<string, UnaryHandler>>,
+    maxConcurrentCalls: number,
+    log: Logger,
+    onGone: () => void,
+  ) {
     this.#socket = socket
+    this.#maxConcurrentCalls = maxConcurrentCalls
     this.#services = services
     this.#log = log.child({ conn: id })
     this.#onGone = onGone
@@ -202,6 +222,10 @@ class Connection {
     this.#lastStreamId = f.streamId
     if (f.flags !== 0) {
       this.#respond(f.streamId, { code: GrpcCode.UNIMPLEMENTED, message: `streaming ${req.service}/${req.method}`, details: [] })
+      return
+    }
+    if (this.#inflight.size >= this.#maxConcurrentCalls) {
+      this.#respond(f.streamId, { code: GrpcCode.RESOURCE_EXHAUSTED, message: `more than ${this.#maxConcurrentCalls} calls in flight`, details: [] })
       return
     }
     void this.#dispatch(f.streamId, req)

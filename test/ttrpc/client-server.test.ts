@@ -192,6 +192,41 @@ describe('ttrpc client and server over a Unix socket', () => {
     expect(c.closed).toBe(true)
   })
 
+  it('answers RESOURCE_EXHAUSTED beyond the per-connection call limit', async () => {
+    const limited = new TtrpcServer({ log, maxConcurrentCalls: 2 })
+    limited.register('test.Echo', { Hang: (_p, ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))) })
+    const limitedSock = path.join(dir, 'limited.sock')
+    await limited.listen(limitedSock)
+    try {
+      const c = await TtrpcClient.connect(limitedSock, { log })
+      clients.push(c)
+      const calls = [1, 2, 3].map(() => c.call('test.Echo', 'Hang', new Uint8Array(0), { timeoutMs: 2000 }))
+      expect(await rejected(calls[2]!)).toMatchObject({ code: 'TTRPC_STATUS', details: { grpcCode: GrpcCode.RESOURCE_EXHAUSTED, streamId: 5 } })
+      c.destroy()
+      await Promise.allSettled(calls)
+    } finally {
+      limited.destroy()
+    }
+  })
+
+  it('refuses a timeout that Node timers cannot represent', async () => {
+    const c = await client()
+    expect(await rejected(c.call('test.Echo', 'Echo', new Uint8Array(0), { timeoutMs: 2 ** 31 }))).toMatchObject({ code: 'TTRPC_INVALID_ARGUMENT', details: { timeoutMs: 2 ** 31 } })
+    expect(await rejected(c.call('test.Echo', 'Echo', new Uint8Array(0), { timeoutMs: -1 }))).toMatchObject({ code: 'TTRPC_INVALID_ARGUMENT' })
+  })
+
+  it('replaces a stale socket file but never deletes a regular file at the listen path', async () => {
+    server.destroy()
+    const again = new TtrpcServer({ log })
+    await again.listen(sock) // the previous server's socket file is still there
+    again.destroy()
+    const file = path.join(dir, 'regular')
+    await fs.writeFile(file, 'keep me')
+    const other = new TtrpcServer({ log })
+    expect(await rejected(other.listen(file))).toMatchObject({ code: 'TTRPC_LISTEN', details: { path: file, errno: 'EADDRINUSE' } })
+    expect(await fs.readFile(file, 'utf8')).toBe('keep me')
+  })
+
   it('fails to connect with TTRPC_CONNECT naming the path', async () => {
     const err = await rejected(TtrpcClient.connect(path.join(dir, 'absent.sock'), { log }))
     expect(err).toMatchObject({ code: 'TTRPC_CONNECT', details: { path: path.join(dir, 'absent.sock'), errno: 'ENOENT' } })
