@@ -122,3 +122,18 @@ export function resignSnp(report: Uint8Array, key: KeyObject): Uint8Array {
 }
 
 export { ECDSA_P384 }
+
+/** A self-signed CA certificate with the given subject CN (P-256, ECDSA-SHA256). */
+export async function selfSignedP256(cn: string): Promise<{ cert: X509Certificate; pem: string }> {
+  const k = await keys('P-256')
+  const c = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: `CN=${cn}, O=Intel Corporation, L=Santa Clara, ST=CA, C=US`,
+    notBefore: NOT_BEFORE,
+    notAfter: NOT_AFTER,
+    keys: k,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions: [new x509.BasicConstraintsExtension(true, 1, true)],
+  })
+  return { cert: new X509Certificate(Buffer.from(c.rawData)), pem: c.toString('pem') }
+}
