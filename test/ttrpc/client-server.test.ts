@@ -28,14 +28,14 @@ async function client(): Promise<TtrpcClient> {
 }
 
 /** Sends raw bytes on a fresh connection; resolves with what came back once the server closes it. */
-function rawExchange(bytes: Uint8Array): Promise<{ received: Uint8Array; closedByServer: boolean }> {
+function rawExchange(bytes: Uint8Array, end = false): Promise<{ received: Uint8Array; closedByServer: boolean }> {
   return new Promise((resolve, reject) => {
     const s = net.createConnection({ path: sock })
     const got: Buffer[] = []
     s.on('data', (d) => got.push(d))
     s.on('error', reject)
     s.on('close', () => resolve({ received: Buffer.concat(got), closedByServer: true }))
-    s.on('connect', () => s.write(bytes))
+    s.on('connect', () => (end ? s.end(bytes) : s.write(bytes)))
   })
 }
 
@@ -248,6 +248,14 @@ describe('ttrpc server against a misbehaving peer', () => {
     expect(sink.records.some((r) => r.msg === 'closing connection' && r.reason === reason)).toBe(true)
     // The other connection, and new ones, still work.
     expect(dec(await hanging)).toBe('1:50')
+    expect(dec(await (await client()).call('test.Echo', 'Echo', enc('after')))).toBe('after')
+  })
+
+  it('logs TTRPC_TRUNCATED when a peer hangs up inside a frame', async () => {
+    const frame = encodeFrame({ streamId: 1, type: 1, flags: 0, data: encodeRequest({ service: 'test.Echo', method: 'Echo', payload: enc('x'), timeoutNano: 0n, metadata: [] }) })
+    await rawExchange(frame.subarray(0, frame.byteLength - 3), true)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(sink.records.some((r) => r.msg === 'closing connection' && r.reason === 'TTRPC_TRUNCATED')).toBe(true)
     expect(dec(await (await client()).call('test.Echo', 'Echo', enc('after')))).toBe('after')
   })
 

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { encodeFrame, parseFrameHeader, peekFrame } from '../../src/ttrpc/frame.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, messageType } from '../../src/ttrpc/messages.js'
+import { isMeshError } from '../../src/errors.js'
 import { thrown } from '../support.js'
 
 function hex(s: string): Uint8Array {
@@ -84,5 +85,34 @@ describe('envelopes', () => {
   ])('a %s is TTRPC_PROTOCOL, not a RangeError', (_, bytes) => {
     const err = thrown(() => decodeRequest(hex(bytes)))
     expect(err).toMatchObject({ code: 'TTRPC_PROTOCOL', details: { message: 'Request' } })
+  })
+})
+
+describe('decoding hostile bytes', () => {
+  // Deterministic PRNG so a failure reproduces.
+  let seed = 0x2545f491
+  const rand = (n: number): number => {
+    seed ^= seed << 13
+    seed ^= seed >>> 17
+    seed ^= seed << 5
+    return (seed >>> 0) % n
+  }
+
+  it('mutated and truncated envelopes either decode or throw TTRPC_PROTOCOL, nothing else', () => {
+    const body = EXAMPLE.subarray(10)
+    const codes = new Set<string>()
+    for (let i = 0; i < 2000; i++) {
+      const m = Uint8Array.from(body.subarray(0, 1 + rand(body.length)))
+      for (let k = rand(4); k >= 0; k--) m[rand(m.length)] = rand(256)
+      for (const fn of [decodeRequest, decodeResponse]) {
+        try {
+          fn(m)
+        } catch (err) {
+          expect(isMeshError(err)).toBe(true)
+          codes.add((err as { code: string }).code)
+        }
+      }
+    }
+    expect([...codes]).toEqual(['TTRPC_PROTOCOL'])
   })
 })
