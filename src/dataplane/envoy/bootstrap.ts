@@ -241,8 +241,13 @@ function loopGuardChains(listener: string, ports: number[], ctx: RenderContext):
   return ports.map((port) => ({
     name: `loop-guard-${port}`,
     filter_chain_match: { destination_port: port },
-    filters: [tcpProxy(`${listener}.loop-guard`, CLUSTERS.blackHole, ctx)],
+    filters: [tcpProxy(loopGuardStatPrefix(listener), CLUSTERS.blackHole, ctx)],
   }))
+}
+
+/** tcp_proxy stat prefix of a listener's loop-guard chains (counted as LOOP failures). */
+export function loopGuardStatPrefix(listener: string): string {
+  return `${listener}.loop-guard`
 }
 
 function ingressListener(l: IngressListenerSpec, ctx: RenderContext): Json {
@@ -261,6 +266,7 @@ function ingressListener(l: IngressListenerSpec, ctx: RenderContext): Json {
   return {
     name: l.name,
     address: transparentAddress(l.port),
+    stat_prefix: l.name,
     filter_chains: [
       ...loopGuardChains(l.name, guardPorts(l), ctx),
       {
@@ -280,6 +286,7 @@ function egressCaptureListener(l: EgressCaptureListenerSpec, ctx: RenderContext)
   return {
     name: l.name,
     address: transparentAddress(l.port),
+    stat_prefix: l.name,
     filter_chains: [
       ...loopGuardChains(l.name, guardPorts(l), ctx),
       { name: `${l.name}-mtls`, filters: [tcpProxy(l.name, CLUSTERS.egressCapture, ctx)] },
@@ -299,6 +306,7 @@ function egressListener(l: EgressListenerSpec, ctx: RenderContext): Json {
   return {
     name,
     address: { socket_address: { address: l.address, port_value: l.port } },
+    stat_prefix: name,
     filter_chains: [{ filters: [tcpProxy(name, name, ctx)] }],
     traffic_direction: 'OUTBOUND',
   }

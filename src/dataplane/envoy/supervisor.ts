@@ -28,6 +28,7 @@ import type { DataPlaneSpec } from '../spec.js'
 import { renderBootstrap } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
 import { writeFileAtomic, writeSdsResources } from './sds.js'
+import { addStats, parseEnvoyStats, statsFromEnvoy } from './stats.js'
 
 /** `[level][logger] message`: the level is parsed back so Envoy's lines keep theirs in pino. */
 export const ENVOY_LOG_FORMAT = '[%l][%n] %v'
@@ -69,6 +70,8 @@ export interface EnvoyDataPlaneOptions {
   readonly backoff?: BackoffOptions
   /** After SIGTERM, how long Envoy gets before SIGKILL. */
   readonly killGraceMs?: number
+  /** How often Envoy's counters are scraped into stats(); 0 turns the timer off (refreshStats() still works). */
+  readonly statsIntervalMs?: number
   readonly extraArgs?: readonly string[]
 }
 
@@ -100,6 +103,10 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
   #failures = 0
   #starts = 0
   #closing: Promise<void> | undefined
+  /** Counters of Envoy processes that have exited; a new process starts from zero. */
+  #carried: DataPlaneStats = ZERO_STATS
+  #current: DataPlaneStats = ZERO_STATS
+  #statsTimer: NodeJS.Timeout | undefined
 
   constructor(opts: EnvoyDataPlaneOptions) {
     this.#opts = opts
@@ -153,11 +160,21 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
   }
 
   /**
-   * Envoy keeps its own counters (admin /stats, /stats/prometheus, scraped by the
-   * agent); the supervisor does not mirror them, so every counter here stays zero.
+   * The last scrape of Envoy's counters (every statsIntervalMs, and at close), plus the
+   * totals of earlier Envoy processes, so counters stay monotonic across restarts.
    */
   stats(): DataPlaneStats {
-    return ZERO_STATS
+    return addStats(this.#carried, this.#current)
+  }
+
+  /** Scrapes Envoy's admin /stats now; resolves to the updated stats(). */
+  async refreshStats(): Promise<DataPlaneStats> {
+    const child = this.#child
+    if (child === undefined) return this.stats()
+    const body = await this.#admin('GET', '/stats?format=json&usedonly')
+    // A restart in between would attribute the old process's counters to the new one.
+    if (this.#child === child) this.#current = statsFromEnvoy(this.#opts.spec, parseEnvoyStats(body))
+    return this.stats()
   }
 
   close(): Promise<void> {
@@ -169,6 +186,7 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     if (this.#state === 'closed') return
     if (err !== undefined) this.#log.error({ err }, 'data plane destroyed')
     this.#cancelRestart()
+    this.#stopStatsTimer()
     this.#child?.kill('SIGKILL')
     this.#transition(['created', 'listening', 'serving', 'draining'], 'closed')
   }
@@ -181,10 +199,23 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     writeSdsResources(this.#sdsDir, material)
     this.#transition(['listening'], 'serving')
     this.#spawn()
+    const every = this.#opts.statsIntervalMs ?? 10_000
+    if (every > 0) {
+      this.#statsTimer = setInterval(() => {
+        this.refreshStats().catch((err: unknown) => this.#log.debug({ err }, 'envoy stats scrape failed'))
+      }, every)
+      this.#statsTimer.unref()
+    }
+  }
+
+  #stopStatsTimer(): void {
+    if (this.#statsTimer !== undefined) clearInterval(this.#statsTimer)
+    this.#statsTimer = undefined
   }
 
   async #close(): Promise<void> {
     if (this.#state === 'closed') return
+    this.#stopStatsTimer()
     if (this.#state === 'created' || this.#state === 'listening' || this.#child === undefined) {
       this.#cancelRestart()
       this.#transition(['created', 'listening', 'serving'], 'draining')
@@ -200,6 +231,8 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
       this.#log.warn({ err }, 'envoy admin /drain_listeners failed; terminating without drain')
     })
     await raceTimeout(exited, this.#opts.spec.timeouts.drainMs)
+    // Last look at the counters while Envoy still answers.
+    await this.refreshStats().catch(() => undefined)
     if (this.#child === child && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM')
       const graceMs = this.#opts.killGraceMs ?? 5_000
@@ -241,6 +274,8 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
       if (settled) return
       settled = true
       if (this.#child === child) this.#child = undefined
+      this.#carried = addStats(this.#carried, { ...this.#current, connectionsActive: 0 })
+      this.#current = ZERO_STATS
       settle()
       this.#onExit(code, signal, performance.now() - startedAt, err)
     }

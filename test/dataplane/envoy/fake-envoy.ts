@@ -12,6 +12,8 @@ export interface FakeControl {
   readonly crashAfterMs?: number
   /** serve: ignore SIGTERM (to exercise SIGKILL). */
   readonly ignoreTerm?: boolean
+  /** serve: what GET /stats?format=json reports (read per request). */
+  readonly stats?: Record<string, number>
 }
 
 export interface FakeRecord {
@@ -57,6 +59,11 @@ if (control.mode === 'crash') {
   const port = bootstrap.admin.address.socket_address.port_value
   const server = http.createServer((req, res) => {
     if (req.method === 'POST' && req.url === '/drain_listeners') rec({ event: 'drain' })
+    if (req.method === 'GET' && req.url.startsWith('/stats?format=json')) {
+      const now = JSON.parse(fs.readFileSync(path.join(dir, 'control.json'), 'utf8')).stats || {}
+      res.setHeader('content-type', 'application/json')
+      return res.end(JSON.stringify({ stats: [...Object.entries(now).map(([name, value]) => ({ name, value })), { histograms: {} }] }))
+    }
     res.end('OK\n')
   })
   server.listen(port, '127.0.0.1')

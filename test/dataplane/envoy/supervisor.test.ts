@@ -257,6 +257,26 @@ describe('EnvoyDataPlane', () => {
     expect(p.state).toBe('closed')
   })
 
+  it('stats(): scraped from the admin API, monotonic across an Envoy restart', async () => {
+    fake.control({ mode: 'serve', stats: { 'listener.ingress.downstream_cx_total': 5, 'tcp.ingress.downstream_cx_rx_bytes_total': 100 } })
+    const p = await plane({ statsIntervalMs: 0 })
+    expect(p.stats().connectionsAccepted).toEqual({})
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('start', () => fake.events('start').length === 1)
+    await sleep(150)
+    expect((await p.refreshStats()).connectionsAccepted['ingress']).toBe(5)
+    expect(p.stats().bytesIn).toBe(100)
+    // The first Envoy dies; the next one starts counting from zero again.
+    process.kill(p.pid!, 'SIGKILL')
+    fake.control({ mode: 'serve', stats: { 'listener.ingress.downstream_cx_total': 2 } })
+    await until('restart', () => fake.events('start').length === 2)
+    await sleep(150)
+    const s = await p.refreshStats()
+    expect(s.connectionsAccepted['ingress']).toBe(7)
+    expect(s.bytesIn).toBe(100)
+  })
+
   it('a bad option fails start() typed, before anything is written', async () => {
     const p = await plane({ adminPort: 15006 })
     expect(await rejected(p.start())).toMatchObject({ code: 'ENVOY_OPTION', details: { option: 'adminPort', listener: 'ingress' } })
