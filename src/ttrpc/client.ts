@@ -165,14 +165,25 @@ export class TtrpcClient {
     })
   }
 
-  /** Graceful: refuses new calls, lets pending ones finish, then ends the connection. */
-  async close(): Promise<void> {
+  /**
+   * Graceful: refuses new calls, lets pending ones finish, then ends the
+   * connection. If `signal` fires first, pending calls are rejected as by destroy().
+   */
+  async close(opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#closed !== undefined) return
     this.#closing = true
-    if (this.#pending.size > 0) {
+    if (opts.signal?.aborted) this.destroy(opts.signal.reason)
+    if (this.#pending.size > 0 && this.#closed === undefined) {
+      const onAbort = (): void => this.destroy(opts.signal?.reason)
+      opts.signal?.addEventListener('abort', onAbort, { once: true })
       await new Promise<void>((resolve) => {
-        this.#drained = resolve
+        const prev = this.#drained
+        this.#drained = () => {
+          prev?.()
+          resolve()
+        }
       })
+      opts.signal?.removeEventListener('abort', onAbort)
     }
     this.destroy()
   }

@@ -93,14 +93,24 @@ export class TtrpcServer {
     return this.#connections.size
   }
 
-  /** Stops accepting, waits for in-flight calls to be answered, then closes connections. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting, waits for in-flight calls to be answered, then closes
+   * connections. If `signal` fires first, the rest is done as by destroy().
+   */
+  async close(opts: { signal?: AbortSignal } = {}): Promise<void> {
     this.#closed = true
     const server = this.#server
     const stopped = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
-    await Promise.all([...this.#connections].map((c) => c.drain()))
-    for (const c of this.#connections) c.destroy()
-    await stopped
+    const onAbort = (): void => this.destroy()
+    if (opts.signal?.aborted) this.destroy()
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await Promise.all([...this.#connections].map((c) => c.drain()))
+      for (const c of this.#connections) c.destroy()
+      await stopped
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort)
+    }
   }
 
   /** Closes every connection now; handlers see their signal abort. */

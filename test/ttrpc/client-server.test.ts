@@ -3,6 +3,7 @@ import fs from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { Duplex } from 'node:stream'
 import { pino } from 'pino'
 import { TtrpcClient } from '../../src/ttrpc/client.js'
 import { GrpcCode, statusError } from '../../src/ttrpc/errors.js'
@@ -225,6 +226,22 @@ describe('ttrpc client and server over a Unix socket', () => {
     const other = new TtrpcServer({ log })
     expect(await rejected(other.listen(file))).toMatchObject({ code: 'TTRPC_LISTEN', details: { path: file, errno: 'EADDRINUSE' } })
     expect(await fs.readFile(file, 'utf8')).toBe('keep me')
+  })
+
+  it('close({ signal }) gives up waiting when the signal fires, on both ends', async () => {
+    const c = await client()
+    const hanging = c.call('test.Echo', 'Hang', new Uint8Array(0))
+    await new Promise((r) => setTimeout(r, 20))
+    await server.close({ signal: AbortSignal.timeout(30) })
+    expect(server.connections).toBe(0)
+    expect(await rejected(hanging)).toMatchObject({ code: 'TTRPC_CLOSED' })
+
+    // A peer that accepts bytes and never answers.
+    const silent = new Duplex({ read() {}, write: (_chunk, _enc, cb) => cb() })
+    const c2 = new TtrpcClient(silent, { log })
+    const never = c2.call('test.Echo', 'Echo', new Uint8Array(0))
+    await c2.close({ signal: AbortSignal.timeout(20) })
+    expect(await rejected(never)).toMatchObject({ code: 'TTRPC_CLOSED' })
   })
 
   it('fails to connect with TTRPC_CONNECT naming the path', async () => {
