@@ -43,13 +43,49 @@ for (let i = 0; i < 3; i++) s.send(id, Number(port), host)
 setTimeout(() => process.exit(0), 500)
 `
 
+// Stands in for the data plane: transparent listeners on the mesh ports that report the
+// original destination of what nft tproxy hands them. Dual-stack sockets: IPV6_TRANSPARENT
+// sets the same socket flag as IP_TRANSPARENT. Needs koffi (resolved from the repo root).
+const TPROXY_LISTENERS = `
+const net = require('node:net'), koffi = require('koffi')
+const setsockopt = koffi.load('libc.so.6').func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)')
+const one = Buffer.alloc(4); one.writeInt32LE(1)
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n')
+for (const port of [15001, 15006, 15007]) {
+  const s = net.createServer((c) => {
+    c.on('data', (d) => out({ ev: 'data', port, data: d.toString(), local: c.localAddress, localPort: c.localPort }))
+    c.on('error', () => {})
+  })
+  s.listen({ port, host: '::', ipv6Only: false }, () => {
+    if (setsockopt(s._handle.fd, 41, 75, one, 4) !== 0) throw new Error('IPV6_TRANSPARENT failed')
+    out({ ev: 'listening', port })
+  })
+}
+`
+// TCP_PROBE from a socket carrying SO_MARK (what the data plane does for its own connections).
+const MARKED_PROBE = `
+const [host, port, id, mark] = process.argv.slice(1)
+const net = require('node:net'), koffi = require('koffi')
+const libc = koffi.load('libc.so.6')
+const socket = libc.func('int socket(int, int, int)')
+const setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)')
+const fd = socket(host.includes(':') ? 10 : 2, 1 | 0o4000 | 0o2000000, 0)
+const v = Buffer.alloc(4); v.writeInt32LE(Number(mark))
+if (fd < 0 || setsockopt(fd, 1, 36, v, 4) !== 0) throw new Error('SO_MARK failed')
+let connected = false
+const s = new net.Socket({ fd, readable: true, writable: true })
+s.connect({ host, port: Number(port) }, () => { connected = true; s.write(id) })
+s.on('error', () => {})
+setTimeout(() => { process.stdout.write(JSON.stringify({ connected })); process.exit(0) }, 1500)
+`
+
 interface App {
-  readonly events: { ev: string; port: number; data?: string }[]
+  readonly events: { ev: string; port: number; data?: string; local?: string; localPort?: number }[]
   readonly child: ChildProcess
 }
 
-function startApp(topo: Topology, node: string): App {
-  const child = topo.spawn(node, process.execPath, ['-e', APP])
+function startApp(topo: Topology, node: string, script = APP): App {
+  const child = topo.spawn(node, process.execPath, ['-e', script])
   const events: App['events'] = []
   let buf = ''
   child.stdout!.on('data', (b: Buffer) => {
@@ -65,9 +101,10 @@ function startApp(topo: Topology, node: string): App {
 
 let seq = 0
 /** A TCP connect + send from `from` to host:port; did the bytes reach the app? */
-async function probeTcp(topo: Topology, app: App, from: string, host: string, port: number) {
-  const id = `probe-${++seq}`
-  const r = await topo.exec(from, process.execPath, ['-e', TCP_PROBE, host, String(port), id], { timeoutMs: 5000 })
+async function probeTcp(topo: Topology, app: App, from: string, host: string, port: number, opts: { mark?: number; id?: string } = {}) {
+  const id = opts.id ?? `probe-${++seq}`
+  const args = opts.mark === undefined ? ['-e', TCP_PROBE, host, String(port), id] : ['-e', MARKED_PROBE, host, String(port), id, String(opts.mark)]
+  const r = await topo.exec(from, process.execPath, args, { timeoutMs: 5000 })
   const { connected } = JSON.parse(r.stdout) as { connected: boolean }
   // Data that got through is written within milliseconds of the connect; the probe
   // already waited 1.5 s, this is only for the pipe from the app to us.
@@ -85,6 +122,7 @@ async function probeUdp(topo: Topology, app: App, from: string, host: string, po
 describeNetns('netfilter rulesets in a network namespace', () => {
   let topo: Topology
   let app: App
+  let cApp: App
   let b: Runner
   let B4: string
   let B6: string
@@ -112,8 +150,11 @@ describeNetns('netfilter rulesets in a network namespace', () => {
     B4 = topo.node('b').ipv4
     B6 = topo.node('b').ipv6
     app = startApp(topo, 'b')
-    const up = await waitFor(() => app.events.filter((e) => e.ev === 'listening').length === 3, { timeoutMs: 5000 })
-    if (!up) throw new Error(`app in B did not start: ${JSON.stringify(app.events)}`)
+    cApp = startApp(topo, 'c')
+    for (const a of [app, cApp]) {
+      const up = await waitFor(() => a.events.filter((e) => e.ev === 'listening').length === 3, { timeoutMs: 5000 })
+      if (!up) throw new Error(`app did not start: ${JSON.stringify(a.events)}`)
+    }
   })
   afterAll(async () => {
     await topo?.cleanup()
@@ -219,8 +260,6 @@ describeNetns('netfilter rulesets in a network namespace', () => {
   })
 
   it('transparent egress with no capture listener: outbound TCP does not leave in plaintext; allow-listed destinations do', async () => {
-    const cApp = startApp(topo, 'c')
-    expect(await waitFor(() => cApp.events.filter((e) => e.ev === 'listening').length === 3, { timeoutMs: 5000 })).toBe(true)
     const C4 = topo.node('c').ipv4
     const C6 = topo.node('c').ipv6
     const cfg = meshConfigFromStrings({
@@ -242,6 +281,60 @@ describeNetns('netfilter rulesets in a network namespace', () => {
       { reached: true },
     ])
     expect(await counter('egress capture without listener')).toBeGreaterThanOrEqual(2)
+  })
+
+  it('with transparent listeners: ingress is captured with its original destination (v4, v6); a #false port goes to 15007', async () => {
+    const tp = startApp(topo, 'b', TPROXY_LISTENERS)
+    try {
+      expect(await waitFor(() => tp.events.filter((e) => e.ev === 'listening').length === 3, { timeoutMs: 5000 })).toBe(true)
+      await applyRuleset(renderFinal(config('api#8443#false')), b, log)
+      const ids = ['in-v4', 'in-v6', 'in-tls'].map((x) => `${x}-${++seq}`)
+      const probes = await Promise.all([
+        probeTcp(topo, app, 'c', B4, 8080, { id: ids[0] }),
+        probeTcp(topo, app, 'c', B6, 8080, { id: ids[1] }),
+        probeTcp(topo, app, 'c', B4, 8443, { id: ids[2] }),
+      ])
+      // connected (to the listener), but nothing reached the app itself
+      expect(probes).toEqual([
+        { connected: true, reached: false },
+        { connected: true, reached: false },
+        { connected: true, reached: false },
+      ])
+      const got = (id: string | undefined) => tp.events.find((e) => e.data === id)
+      expect(got(ids[0])).toMatchObject({ port: 15006, local: `::ffff:${B4}`, localPort: 8080 })
+      expect(got(ids[1])).toMatchObject({ port: 15006, local: B6, localPort: 8080 })
+      expect(got(ids[2])).toMatchObject({ port: 15007, local: `::ffff:${B4}`, localPort: 8443 })
+      expect(await counter('established flow of a data plane socket')).toBeGreaterThan(0)
+    } finally {
+      tp.child.kill('SIGKILL')
+    }
+  })
+
+  it('with a capture listener: outbound TCP is captured with its original destination (v4, v6); SO_MARK 0x50d sockets are not', async () => {
+    const tp = startApp(topo, 'b', TPROXY_LISTENERS)
+    try {
+      expect(await waitFor(() => tp.events.filter((e) => e.ev === 'listening').length === 3, { timeoutMs: 5000 })).toBe(true)
+      await applyRuleset(renderFinal(meshConfigFromStrings({ transparentEgress: { value: true, source: 'test' } })), b, log)
+      const C4 = topo.node('c').ipv4
+      const C6 = topo.node('c').ipv6
+      const ids = ['out-v4', 'out-v6'].map((x) => `${x}-${++seq}`)
+      const [v4, v6, marked4, marked6] = await Promise.all([
+        probeTcp(topo, cApp, 'b', C4, 8080, { id: ids[0] }),
+        probeTcp(topo, cApp, 'b', C6, 8080, { id: ids[1] }),
+        probeTcp(topo, cApp, 'b', C4, 8080, { mark: 0x50d }),
+        probeTcp(topo, cApp, 'b', C6, 8080, { mark: 0x50d }),
+      ])
+      expect([v4, v6, marked4, marked6]).toEqual([
+        { connected: true, reached: false },
+        { connected: true, reached: false },
+        { connected: true, reached: true },
+        { connected: true, reached: true },
+      ])
+      expect(tp.events.find((e) => e.data === ids[0])).toMatchObject({ port: 15001, local: `::ffff:${C4}`, localPort: 8080 })
+      expect(tp.events.find((e) => e.data === ids[1])).toMatchObject({ port: 15001, local: C6, localPort: 8080 })
+    } finally {
+      tp.child.kill('SIGKILL')
+    }
   })
 
   it('removeAll leaves no table, no fwmark rule, no route in table 150; twice is fine', async () => {
