@@ -114,6 +114,15 @@ describe('verifySnp: README negative cases', () => {
     expect(codes(r)).toEqual(['SNP_REPORT_SIGNATURE_INVALID'])
   })
 
+  it.each([
+    ['R', 0x2a0],
+    ['R high byte', 0x2a0 + 47],
+    ['S', 0x2a0 + 0x48],
+  ])('signature byte flipped (%s at %i): report signature invalid', (_n, offset) => {
+    const r = verifySnp(flip(ATTESTATION, offset), { at: AT, vcek: VCEK, policy: { allowDebug: true } })
+    expect(codes(r)).toEqual(['SNP_REPORT_SIGNATURE_INVALID'])
+  })
+
   it('R padding byte 0x2D0 set: malformed even though the low 48 bytes still verify', () => {
     const bad = Uint8Array.from(ATTESTATION)
     bad[0x2d0] = 1

@@ -155,6 +155,18 @@ describe('verifyTdx: README negative cases', () => {
     expect(attestationPublicKey(V4.subarray(0x2bc, 0x2fc))).toBeDefined()
   })
 
+  it.each([
+    ['v4 quote signature r', 'v4', 0x27c],
+    ['v4 quote signature s', 'v4', 0x27c + 63],
+    ['v5 quote signature r', 'v5', 0x2be + 4],
+  ] as const)('%s byte flipped: quote signature invalid', (_n, which, off) => {
+    expect(codes(verifyTdx(flip(which === 'v4' ? V4 : V5, off), { at: AT }))).toEqual(['TDX_QUOTE_SIGNATURE_INVALID'])
+  })
+
+  it('v4 QE report signature byte flipped', () => {
+    expect(codes(verifyTdx(flip(V4, 0x482 + 10), { at: AT }))).toEqual(['TDX_QE_REPORT_SIGNATURE_INVALID'])
+  })
+
   it('v4 QE report byte flipped: QE report signature invalid', () => {
     expect(codes(verifyTdx(flip(V4, 0x302), { at: AT }))).toEqual(['TDX_QE_REPORT_SIGNATURE_INVALID'])
   })
@@ -214,6 +226,14 @@ describe('verifyTdx: README negative cases', () => {
         expect.objectContaining({ code: 'TDX_PCK_CHAIN_MALFORMED', details: { count: 2 } }),
       ])
       expect(codes(verifyTdx(withPckData(V4, Buffer.from('no certificates here')), { at: AT }))).toEqual(['TDX_PCK_CHAIN_MALFORMED'])
+    })
+
+    it('a PCK that is not a P-256 key', () => {
+      const [, inter, root] = parseCertificates(parseTdxQuote(V4).pckCertData)
+      const vcek = parseCertificates(vector('snp/vcek.testcer'))[0]!
+      const r = verifyTdx(withPckData(V4, pemOf([vcek, inter!, root!])), { at: AT })
+      expect(r.reasons[0]).toMatchObject({ code: 'TDX_PCK_CHAIN_MALFORMED', details: { field: 'pck.publicKey' } })
+      expect(codes(r)).toEqual(['TDX_PCK_CHAIN_MALFORMED', 'TDX_CHAIN_SIGNATURE_INVALID'])
     })
 
     it('inner certification data type other than 5', () => {
