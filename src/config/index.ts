@@ -31,3 +31,26 @@ export {
 export { MeshConfigFileSchema, type FileFormat, type MeshConfigFile } from './file-schema.js'
 export { CONFIG_OPTIONS, CONFIG_USAGE, configFromArgs, type ConfigFromArgs, type ExtraValues, type OptionsSpec } from './args.js'
 export { toPort } from './validate.js'
+export {
+  DIGEST_FIELD_BYTES,
+  INITDATA_ALGORITHMS,
+  INITDATA_ANNOTATION,
+  INITDATA_VERSION,
+  MAX_INITDATA_COMPRESSED_BYTES,
+  MAX_INITDATA_TOML_BYTES,
+  checkInitdataDigest,
+  digestForField,
+  encodeInitdataAnnotation,
+  encodeInitdataBlock,
+  initdataDigest,
+  initdataFromAnnotation,
+  initdataFromBlock,
+  parseInitdataToml,
+  readInitdataBlockDevice,
+  renderInitdataToml,
+  type DigestField,
+  type InitdataAlgorithm,
+  type InitdataDocument,
+} from './initdata.js'
+export { InitdataError, type InitdataCode } from './initdata-errors.js'
+export { MESH_INITDATA_KEY, meshSectionFromInitdata, parseMeshSection, renderMeshSection, type CoordinatorPin, type MeshSection } from './initdata-mesh.js'

@@ -1,0 +1,177 @@
+// The mesh section of a pod's initdata: `[data]."podvm-mesh.toml"` holds a TOML mesh
+// config in exactly the structure the config file parser accepts, plus one table of
+// its own, `[coordinator]` (where the coordinator is and which policy hash it must
+// attest with). The coordinator table is read here; everything else goes through the
+// file parser unchanged, so the file schema stays as it is and an initdata section is
+// judged by the same code as a config file.
+
+import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
+import { parseHost, splitHostPort, hostText } from './address.js'
+import { ConfigError, configInvalid, type ConfigIssue } from './errors.js'
+import type { InitdataDocument } from './initdata.js'
+import { InitdataError } from './initdata-errors.js'
+import { meshConfigFromText } from './parse.js'
+import type { MeshConfig, Port } from './types.js'
+
+/** The `[data]` key of the mesh section. */
+export const MESH_INITDATA_KEY = 'podvm-mesh.toml'
+
+const SOURCE = `initdata:${MESH_INITDATA_KEY}`
+
+export interface CoordinatorPin {
+  /** host:port of the coordinator's mesh API; host is a DNS name or an IP literal. */
+  readonly address: { readonly host: string; readonly port: Port }
+  /**
+   * The coordinator's identity: its initdata digest (Contrast's "policy hash"), lower-case
+   * hex of 32, 48 or 64 bytes. Its evidence must report this (padded/truncated) as
+   * HOST_DATA / MRCONFIGID.
+   */
+  readonly identity: string
+}
+
+export interface MeshSection {
+  readonly config: MeshConfig
+  readonly coordinator: CoordinatorPin
+}
+
+const IDENTITY = /^(?:[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})$/
+
+function coordinatorPin(value: unknown, issues: ConfigIssue[]): CoordinatorPin | undefined {
+  const at = (field: string) => `${SOURCE}:coordinator${field === '' ? '' : `.${field}`}`
+  if (value === undefined) {
+    issues.push({ source: at(''), reason: 'MISSING_FIELD', message: 'the mesh section needs a [coordinator] table (address, identity)' })
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    issues.push({ source: at(''), reason: 'WRONG_TYPE', message: 'coordinator must be a table' })
+    return undefined
+  }
+  const table = value as Record<string, unknown>
+  for (const key of Object.keys(table)) {
+    if (key !== 'address' && key !== 'identity') issues.push({ source: at(key), reason: 'UNKNOWN_KEY', message: `unknown key "coordinator.${key}"` })
+  }
+  const address = parseAddress(table['address'], at('address'), issues)
+  const identity = table['identity']
+  let pinned: string | undefined
+  if (identity === undefined) issues.push({ source: at('identity'), reason: 'MISSING_FIELD', message: '"coordinator.identity" is required' })
+  else if (typeof identity !== 'string') issues.push({ source: at('identity'), reason: 'WRONG_TYPE', message: `expected string, got ${typeof identity}` })
+  else if (!IDENTITY.test(identity.toLowerCase())) {
+    issues.push({
+      source: at('identity'),
+      entry: identity,
+      reason: 'INVALID_VALUE',
+      message: 'identity must be the coordinator policy hash: hex of 32, 48 or 64 bytes',
+    })
+  } else pinned = identity.toLowerCase()
+  return address !== undefined && pinned !== undefined ? { address, identity: pinned } : undefined
+}
+
+function parseAddress(value: unknown, source: string, issues: ConfigIssue[]): CoordinatorPin['address'] | undefined {
+  if (value === undefined) {
+    issues.push({ source, reason: 'MISSING_FIELD', message: '"coordinator.address" is required' })
+    return undefined
+  }
+  if (typeof value !== 'string') {
+    issues.push({ source, reason: 'WRONG_TYPE', message: `expected string, got ${typeof value}` })
+    return undefined
+  }
+  const split = splitHostPort(value)
+  if (!split.ok) {
+    issues.push({ source, entry: value, reason: split.missingPort ? 'MISSING_PORT' : 'INVALID_HOST', message: split.message })
+    return undefined
+  }
+  const host = parseHost(split.value.host, split.value.bracketed)
+  if (!host.ok) {
+    issues.push({ source, entry: value, reason: 'INVALID_HOST', message: host.message })
+    return undefined
+  }
+  const portText = split.value.port
+  if (!/^[0-9]{1,5}$/.test(portText)) {
+    issues.push({ source, entry: value, reason: 'PORT_NOT_NUMERIC', message: `port "${portText}" is not a number` })
+    return undefined
+  }
+  const port = Number(portText)
+  if (port < 1 || port > 65535) {
+    issues.push({ source, entry: value, reason: 'PORT_OUT_OF_RANGE', message: `port ${port} is not in 1..65535` })
+    return undefined
+  }
+  return { host: hostText(host.value), port: port as Port }
+}
+
+/** `file:ingress.ports[0].port` (the file parser's naming) → `initdata:podvm-mesh.toml:ingress.ports[0].port`. */
+function resourced(issue: ConfigIssue): ConfigIssue {
+  const rest = issue.source === 'file' ? '' : issue.source.startsWith('file:') ? issue.source.slice('file'.length) : `:${issue.source}`
+  return { ...issue, source: `${SOURCE}${rest}` }
+}
+
+/** The mesh section's text; every problem (coordinator and mesh config) in one ConfigError. */
+export function parseMeshSection(text: string): MeshSection {
+  let doc: Record<string, unknown>
+  try {
+    doc = parseToml(text) as Record<string, unknown>
+  } catch (err) {
+    const where = err instanceof TomlError ? ` at line ${err.line}, column ${err.column}` : ''
+    const first = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err)
+    throw configInvalid([{ source: SOURCE, reason: 'FILE_SYNTAX', message: `not valid TOML${where}: ${first}` }], { file: SOURCE, cause: err })
+  }
+  const issues: ConfigIssue[] = []
+  const { coordinator: rawCoordinator, ...meshPart } = doc
+  const coordinator = coordinatorPin(rawCoordinator, issues)
+  let config: MeshConfig | undefined
+  try {
+    config = meshConfigFromText(stringifyToml(meshPart), 'toml')
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    issues.push(...err.issues.map(resourced))
+  }
+  if (issues.length > 0 || config === undefined || coordinator === undefined) throw configInvalid(issues, { file: SOURCE })
+  return { config, coordinator }
+}
+
+/** The mesh section of a document; INITDATA_NO_MESH_SECTION when `[data]` lacks it. */
+export function meshSectionFromInitdata(doc: InitdataDocument): MeshSection {
+  const text = doc.data[MESH_INITDATA_KEY]
+  if (text === undefined) {
+    throw new InitdataError('INITDATA_NO_MESH_SECTION', `initdata [data] has no "${MESH_INITDATA_KEY}"`, {
+      key: MESH_INITDATA_KEY,
+      keys: Object.keys(doc.data),
+    })
+  }
+  return parseMeshSection(text)
+}
+
+function hostPortText(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/**
+ * A MeshConfig and coordinator pin as mesh-section text; parseMeshSection(render(x))
+ * gives x back. Defaults are left out, so the measured text says only what was chosen.
+ */
+export function renderMeshSection(section: MeshSection): string {
+  const { config, coordinator } = section
+  const doc: Record<string, unknown> = {
+    coordinator: { address: hostPortText(coordinator.address.host, coordinator.address.port), identity: coordinator.identity },
+  }
+  if (!config.ingress.enabled) doc['ingress'] = { disabled: true }
+  else if (config.ingress.rules.length > 0) {
+    doc['ingress'] = { ports: config.ingress.rules.map((r) => ({ name: r.name, port: r.port, mode: r.mode })) }
+  }
+  if (config.egress.length > 0) {
+    doc['egress'] = config.egress.map((e) => ({
+      name: e.name,
+      listen: hostPortText(e.listen.address, e.listen.port),
+      remote: hostPortText(e.remote.host, e.remote.port),
+    }))
+  }
+  if (config.transparentEgress.enabled) {
+    doc['transparentEgress'] = {
+      enabled: true,
+      allowPlaintext: config.transparentEgress.allowPlaintext.map((d) =>
+        d.port === undefined ? d.cidr : d.family === 6 ? `[${d.cidr}]:${d.port}` : `${d.cidr}:${d.port}`,
+      ),
+    }
+  }
+  if (config.admin.exposed) doc['admin'] = { port: config.admin.port }
+  return stringifyToml(doc)
+}
