@@ -195,7 +195,10 @@ function tlsParams(): Json {
   }
 }
 
-/** SO_MARK on every upstream socket so the ruleset never captures the mesh's own traffic. */
+/**
+ * SO_MARK on every upstream socket so the ruleset never captures the mesh's own traffic.
+ * A bind config with socket options but no source_address needs Envoy >= 1.25.
+ */
 function markedBindConfig(): Json {
   return {
     socket_options: [

@@ -167,6 +167,36 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     return addStats(this.#carried, this.#current)
   }
 
+  /**
+   * Resolves once Envoy reports LIVE on its admin /ready, i.e. its listeners are bound
+   * and their secrets loaded (static listeners warm until then). Rejects with
+   * DATAPLANE_STATE if the data plane closes first, or with the signal's reason.
+   */
+  async waitUntilLive(opts: { readonly signal?: AbortSignal; readonly pollMs?: number } = {}): Promise<void> {
+    const pollMs = opts.pollMs ?? 100
+    for (;;) {
+      opts.signal?.throwIfAborted()
+      this.#requireState('waitUntilLive', ['created', 'listening', 'serving'])
+      if (this.#child !== undefined) {
+        const live = await this.#admin('GET', '/ready').then(
+          (body) => body.trim() === 'LIVE',
+          () => false,
+        )
+        if (live) return
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, pollMs)
+        const signal = opts.signal
+        function done(): void {
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', done)
+          resolve()
+        }
+        signal?.addEventListener('abort', done, { once: true })
+      })
+    }
+  }
+
   /** Scrapes Envoy's admin /stats now; resolves to the updated stats(). */
   async refreshStats(): Promise<DataPlaneStats> {
     const child = this.#child

@@ -12,6 +12,8 @@ export interface FakeControl {
   readonly crashAfterMs?: number
   /** serve: ignore SIGTERM (to exercise SIGKILL). */
   readonly ignoreTerm?: boolean
+  /** serve: /ready answers 503 PRE_INITIALIZING until this long after start, then 200 LIVE. */
+  readonly readyAfterMs?: number
   /** serve: what GET /stats?format=json reports (read per request). */
   readonly stats?: Record<string, number>
 }
@@ -29,6 +31,7 @@ const fs = require('fs'), path = require('path'), http = require('http')
 const dir = __dirname
 const control = JSON.parse(fs.readFileSync(path.join(dir, 'control.json'), 'utf8'))
 const argv = process.argv.slice(2)
+const startedAt = Date.now()
 const rec = (o) => fs.appendFileSync(path.join(dir, 'record.jsonl'), JSON.stringify({ t: Date.now(), pid: process.pid, ...o }) + '\n')
 let bootstrap
 try {
@@ -59,6 +62,11 @@ if (control.mode === 'crash') {
   const port = bootstrap.admin.address.socket_address.port_value
   const server = http.createServer((req, res) => {
     if (req.method === 'POST' && req.url === '/drain_listeners') rec({ event: 'drain' })
+    if (req.method === 'GET' && req.url === '/ready') {
+      const live = Date.now() - startedAt >= (control.readyAfterMs || 0)
+      res.statusCode = live ? 200 : 503
+      return res.end(live ? 'LIVE\n' : 'PRE_INITIALIZING\n')
+    }
     if (req.method === 'GET' && req.url.startsWith('/stats?format=json')) {
       const now = JSON.parse(fs.readFileSync(path.join(dir, 'control.json'), 'utf8')).stats || {}
       res.setHeader('content-type', 'application/json')

@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest'
 import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec } from '../../../src/dataplane/spec.js'
 import { renderBootstrap } from '../../../src/dataplane/envoy/bootstrap.js'
-import { validateAny, validateMessage } from './schema.js'
+import { loadedProtoFiles, validateAny, validateMessage } from './schema.js'
 
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap'
 const CONFIG: MeshConfig = {
@@ -124,6 +124,17 @@ describe('schema validator', () => {
     const b = fresh()
     mutate(b)
     expect(validateMessage(BOOTSTRAP, b)).toContainEqual(expect.objectContaining(issue))
+  })
+
+  it('loads protos lazily: the extensions a config references, not the whole API', () => {
+    validateMessage(BOOTSTRAP, fresh())
+    const files = loadedProtoFiles()
+    expect(files).toContain('envoy/config/bootstrap/v3/bootstrap.proto')
+    expect(files).toContain('envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto')
+    expect(files).toContain('envoy/extensions/filters/listener/original_dst/v3/original_dst.proto')
+    expect(files).toContain('envoy/extensions/transport_sockets/tls/v3/tls.proto')
+    expect(files).not.toContain('envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto')
+    expect(files).not.toContain('envoy/extensions/filters/network/redis_proxy/v3/redis_proxy.proto')
   })
 
   it('accepts lowerCamel json names as Envoy does', () => {

@@ -88,6 +88,14 @@ function loadPackage(pkg: string): void {
   }
 }
 
+/** Proto files parsed so far (relative to their include directory), for tests of the lazy loading. */
+export function loadedProtoFiles(): string[] {
+  return getRoot().files.map((f) => {
+    const dir = INCLUDE_DIRS.find((d) => f.startsWith(`${d}/`))
+    return dir === undefined ? f : f.slice(dir.length + 1)
+  })
+}
+
 /** Finds a message type by full name, loading its package on demand. */
 export function lookupMessage(fullName: string): protobuf.Type | undefined {
   const r = getRoot()

@@ -277,6 +277,33 @@ describe('EnvoyDataPlane', () => {
     expect(s.bytesIn).toBe(100)
   })
 
+  it('waitUntilLive(): polls admin /ready until Envoy reports LIVE', async () => {
+    fake.control({ mode: 'serve', readyAfterMs: 300 })
+    const p = await plane()
+    await p.start()
+    const waiting = p.waitUntilLive({ pollMs: 20 })
+    let live = false
+    void waiting.then(() => (live = true))
+    await sleep(100)
+    expect(live).toBe(false) // no credentials, no Envoy yet
+    p.setCredentials(MATERIAL)
+    await until('start', () => fake.events('start').length === 1)
+    await waiting
+    expect(Date.now() - fake.events('start')[0]!.t).toBeGreaterThanOrEqual(300 - 5)
+  })
+
+  it('waitUntilLive(): rejects on abort and when closed', async () => {
+    const p = await plane()
+    await p.start()
+    const ac = new AbortController()
+    const aborted = p.waitUntilLive({ signal: ac.signal, pollMs: 20 })
+    ac.abort(new Error('enough'))
+    expect((await rejected(aborted)).message).toBe('enough')
+    const closed = p.waitUntilLive({ pollMs: 20 })
+    await p.close()
+    expect(await rejected(closed)).toMatchObject({ code: 'DATAPLANE_STATE', details: { op: 'waitUntilLive' } })
+  })
+
   it('a bad option fails start() typed, before anything is written', async () => {
     const p = await plane({ adminPort: 15006 })
     expect(await rejected(p.start())).toMatchObject({ code: 'ENVOY_OPTION', details: { option: 'adminPort', listener: 'ingress' } })
