@@ -41,7 +41,8 @@ export class ByteReader {
   /** Moves to a position relative to this reader's start (may not pass the end). */
   seek(pos: number, field: string): this {
     if (!Number.isSafeInteger(pos) || pos < 0 || pos > this.bytes.byteLength) {
-      throw new ParseError(field, this.base + this.#pos, pos - this.#pos, this.remaining)
+      // Reported as "need `pos` bytes from this reader's start, have its length".
+      throw new ParseError(field, this.base, pos, this.bytes.byteLength)
     }
     this.#pos = pos
     return this

@@ -83,3 +83,11 @@ describe('readLayout', () => {
     expect(err).toMatchObject({ code: 'ATTESTATION_TRUNCATED', field, offset, have })
   })
 })
+
+describe('ByteReader.seek', () => {
+  it('moves within bounds and refuses to pass the end', () => {
+    const r = new ByteReader(new Uint8Array(8), 16)
+    expect(r.seek(6, 'x').u16('y')).toBe(0)
+    expect(thrown(() => r.seek(9, 'far'))).toMatchObject({ code: 'ATTESTATION_TRUNCATED', field: 'far', offset: 16, need: 9, have: 8 })
+  })
+})

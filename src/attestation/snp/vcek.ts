@@ -5,6 +5,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { certificateExtensions, commonName, derInteger, derString } from '../encoding.js'
 import { isMeshError } from '../../errors.js'
+import { malformed } from '../errors.js'
 
 export const AMD_OID = {
   structVersion: '1.3.6.1.4.1.3704.1.1',
@@ -35,15 +36,6 @@ export interface EndorsementInfo {
   readonly cspId: string | undefined
 }
 
-export class EndorsementFormatError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
 /**
  * hwID is raw bytes in the KDS certificates seen so far; newer ones may wrap it
  * in an OCTET STRING. A raw 64/8-byte value never reads as a wrapper of 64/8.
@@ -54,31 +46,24 @@ function hwIdBytes(value: Uint8Array): Uint8Array {
   return value
 }
 
-/** Reads the AMD extensions; throws EndorsementFormatError naming the bad field. */
+/** Reads the AMD extensions; throws ATTESTATION_MALFORMED with `details.field` naming the bad one. */
 export function readEndorsement(cert: X509Certificate): EndorsementInfo {
   let exts
   try {
     exts = certificateExtensions(new Uint8Array(cert.raw))
   } catch (err) {
-    throw new EndorsementFormatError('extensions', isMeshError(err) ? err.message : String(err))
+    if (!isMeshError(err)) throw err
+    throw malformed('extensions', err.message, { cause: err.code })
   }
   const int = (oid: string, field: string): number | undefined => {
     const e = exts.get(oid)
     if (e === undefined) return undefined
-    try {
-      return derInteger(e.value, field)
-    } catch (err) {
-      throw new EndorsementFormatError(field, (err as Error).message)
-    }
+    return derInteger(e.value, field)
   }
   const str = (oid: string, field: string): string | undefined => {
     const e = exts.get(oid)
     if (e === undefined) return undefined
-    try {
-      return derString(e.value, field)
-    } catch (err) {
-      throw new EndorsementFormatError(field, (err as Error).message)
-    }
+    return derString(e.value, field)
   }
   const subjectCn = commonName(cert.subject)
   const hw = exts.get(AMD_OID.hwId)

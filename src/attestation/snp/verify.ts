@@ -10,6 +10,7 @@
 import { verify as cryptoVerify, type X509Certificate } from 'node:crypto'
 import { bytesEqual, certFingerprint, commonName, isAllZero, parseCertificates, toHex, type CertInput } from '../encoding.js'
 import { AttestationError } from '../errors.js'
+import { isMeshError } from '../../errors.js'
 import { checkReportData, checkValidity, reason, type TeeKind, type VerifyReason, type VerifyResult } from '../verifier.js'
 import { parseSnpCertTable } from './cert-table.js'
 import {
@@ -29,7 +30,7 @@ import {
   type SnpTcb,
 } from './report.js'
 import { AMD_ARK_FINGERPRINTS, amdChains, amdRoots } from './roots.js'
-import { EndorsementFormatError, readEndorsement, type EndorsementInfo, type EndorsementKind } from './vcek.js'
+import { readEndorsement, type EndorsementInfo, type EndorsementKind } from './vcek.js'
 
 export const SNP_SIGNATURE_ALGO_ECDSA_P384_SHA384 = 1
 
@@ -260,8 +261,8 @@ export function verifySnp(input: Uint8Array | SnpReport, opts: SnpVerifyOptions)
     try {
       info = readEndorsement(endorsement)
     } catch (err) {
-      if (!(err instanceof EndorsementFormatError)) throw err
-      reasons.push(reason('SNP_ENDORSEMENT_MALFORMED', `endorsement key certificate: ${err.message}`, { field: err.field }))
+      if (!isMeshError(err) || err.code !== 'ATTESTATION_MALFORMED') throw err
+      reasons.push(reason('SNP_ENDORSEMENT_MALFORMED', `endorsement key certificate: ${err.message}`, { field: err.details['field'] }))
     }
     if (!isP384(endorsement)) {
       reasons.push(reason('SNP_ENDORSEMENT_MALFORMED', 'endorsement key is not ECDSA P-384', { field: 'publicKey', keyType: endorsement.publicKey.asymmetricKeyType }))
