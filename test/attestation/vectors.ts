@@ -1,4 +1,4 @@
-// Test vectors (copied from ../../shared/testvectors; provenance in vectors/README.md).
+// Attestation test vectors, kept in vectors/ so tests need nothing outside the repository (provenance: vectors/README.md).
 
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
