@@ -27,7 +27,7 @@ import { DataPlaneError } from '../errors.js'
 import type { DataPlaneSpec } from '../spec.js'
 import { renderBootstrap } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
-import { writeFileAtomic, writeSdsResources } from './sds.js'
+import { checkTlsMaterial, writeFileAtomic, writeSdsResources } from './sds.js'
 import { addStats, parseEnvoyStats, statsFromEnvoy } from './stats.js'
 
 /** `[level][logger] message`: the level is parsed back so Envoy's lines keep theirs in pino. */
@@ -152,6 +152,7 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
 
   setCredentials(material: TlsMaterial): void {
     this.#requireState('setCredentials', ['created', 'listening', 'serving'])
+    checkTlsMaterial(material)
     this.#material = material
     if (this.#state === 'created') return
     if (this.#state === 'listening') return this.#serve(material)

@@ -1,5 +1,5 @@
 import { describe, it, expect, afterEach } from 'vitest'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
@@ -40,12 +40,9 @@ describe('podvm-mesh render envoy', () => {
   })
 
   it('--sds-dir with --tls-dir writes the SDS files from a Contrast tls-config directory', async () => {
-    const tls = mkdtempSync(join(tmpdir(), 'render-tls-'))
+    const tls = join(import.meta.dirname, 'vectors', 'gen1')
     const sds = mkdtempSync(join(tmpdir(), 'render-sds-'))
-    dirs.push(tls, sds)
-    writeFileSync(join(tls, 'mesh-ca.pem'), 'CA\n')
-    writeFileSync(join(tls, 'certChain.pem'), 'CHAIN\n')
-    writeFileSync(join(tls, 'key.pem'), 'KEY\n')
+    dirs.push(sds)
     const r = await run(['render', 'envoy', '--ingress', 'DISABLED', '--egress', 'w#127.0.0.2:80#w:443', '--sds-dir', sds, '--tls-dir', tls, '--envoy-admin-port', '19000'])
     expect(r.code).toBe(0)
     const b = JSON.parse(r.out)
@@ -54,7 +51,7 @@ describe('podvm-mesh render envoy', () => {
     expect(readdirSync(sds).sort()).toEqual([SDS_FILES.validation, SDS_FILES.certificate].sort())
     const cert = JSON.parse(readFileSync(join(sds, SDS_FILES.certificate), 'utf8'))
     expect(validateMessage('envoy.service.discovery.v3.DiscoveryResponse', cert)).toEqual([])
-    expect(cert.resources[0].tls_certificate.private_key.inline_string).toBe('KEY\n')
+    expect(cert.resources[0].tls_certificate.private_key.inline_string).toBe(readFileSync(join(tls, 'key.pem'), 'utf8'))
   })
 
   it.each([

@@ -4,6 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SDS_FILES, SECRET_NAMES } from '../../../src/dataplane/envoy/bootstrap.js'
 import { readTlsDir, renderSdsResources, writeSdsResources } from '../../../src/dataplane/envoy/sds.js'
+
+const VECTORS = join(import.meta.dirname, 'vectors')
+const GEN1 = readTlsDir(join(VECTORS, 'gen1'))
+const GEN2 = readTlsDir(join(VECTORS, 'gen2'))
 import { thrown } from '../../support.js'
 import { validateMessage } from './schema.js'
 
@@ -47,22 +51,28 @@ describe('renderSdsResources', () => {
 describe('writeSdsResources', () => {
   it('writes both files 0600, leaves no temp files, and replaces them by rename', () => {
     const sds = join(dir, 'sds')
-    writeSdsResources(sds, MATERIAL)
+    writeSdsResources(sds, GEN1)
     expect(readdirSync(sds).sort()).toEqual([SDS_FILES.validation, SDS_FILES.certificate].sort())
     for (const f of readdirSync(sds)) expect(statSync(join(sds, f)).mode & 0o777).toBe(0o600)
     const before = statSync(join(sds, SDS_FILES.certificate)).ino
-    writeSdsResources(sds, { ...MATERIAL, certChain: MATERIAL.certChain.replace('LEAF', 'LEAF2') })
+    writeSdsResources(sds, GEN2)
     const after = statSync(join(sds, SDS_FILES.certificate))
     // A new inode: the old file was replaced by a move, which is what Envoy's directory watch reacts to.
     expect(after.ino).not.toBe(before)
-    expect(JSON.parse(readFileSync(join(sds, SDS_FILES.certificate), 'utf8')).resources[0].tls_certificate.certificate_chain.inline_string).toContain('LEAF2')
+    expect(JSON.parse(readFileSync(join(sds, SDS_FILES.certificate), 'utf8')).resources[0].tls_certificate.certificate_chain.inline_string).toBe(GEN2.certChain)
     expect(readdirSync(sds).sort()).toEqual([SDS_FILES.validation, SDS_FILES.certificate].sort())
   })
 
   it('fails typed when the directory cannot be created', () => {
     writeFileSync(join(dir, 'file'), '')
-    const err = thrown(() => writeSdsResources(join(dir, 'file', 'sds'), MATERIAL))
+    const err = thrown(() => writeSdsResources(join(dir, 'file', 'sds'), GEN1))
     expect(err).toMatchObject({ code: 'ENVOY_WRITE', details: { path: join(dir, 'file', 'sds') } })
+  })
+
+  it('writes nothing when the key does not match the leaf', () => {
+    const sds = join(dir, 'sds')
+    expect(thrown(() => writeSdsResources(sds, { ...GEN1, key: GEN2.key }))).toMatchObject({ code: 'DATAPLANE_CREDENTIALS' })
+    expect(() => readdirSync(sds)).toThrow()
   })
 })
 

@@ -8,6 +8,7 @@ import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec, type TimeoutsSpec } from '../../../src/dataplane/spec.js'
 import { EnvoyDataPlane, type EnvoyDataPlaneOptions } from '../../../src/dataplane/envoy/supervisor.js'
 import { SDS_FILES } from '../../../src/dataplane/envoy/bootstrap.js'
+import { readTlsDir } from '../../../src/dataplane/envoy/sds.js'
 import { logSink, rejected, thrown } from '../../support.js'
 import { FakeEnvoy } from './fake-envoy.js'
 import { validateMessage } from './schema.js'
@@ -19,7 +20,9 @@ const CONFIG: MeshConfig = {
   admin: { port: 15020 as Port, exposed: false },
 }
 const TIMEOUTS: TimeoutsSpec = { handshakeMs: 1000, connectMs: 1000, certificateWaitMs: 1000, drainMs: 200 }
-const MATERIAL = { meshCa: 'CA-1\n', certChain: 'CHAIN-1\n', key: 'KEY-1\n' }
+const VECTORS = join(import.meta.dirname, 'vectors')
+const MATERIAL = readTlsDir(join(VECTORS, 'gen1'))
+const GEN2 = readTlsDir(join(VECTORS, 'gen2'))
 
 let dir: string
 let fake: FakeEnvoy
@@ -200,13 +203,32 @@ describe('EnvoyDataPlane', () => {
     const certPath = join(dir, 'work', 'sds', SDS_FILES.certificate)
     const caPath = join(dir, 'work', 'sds', SDS_FILES.validation)
     const inode = statSync(certPath).ino
-    p.setCredentials({ meshCa: 'CA-1\nCA-2\n', certChain: 'CHAIN-2\n', key: 'KEY-2\n' })
+    // Mesh-CA rotation: the bundle trusts both CAs while the new leaf comes from the new one.
+    const bundle = MATERIAL.meshCa + GEN2.meshCa
+    p.setCredentials({ ...GEN2, meshCa: bundle })
     expect(statSync(certPath).ino).not.toBe(inode)
     const cert = JSON.parse(readFileSync(certPath, 'utf8')).resources[0].tls_certificate
-    expect(cert).toEqual({ certificate_chain: { inline_string: 'CHAIN-2\n' }, private_key: { inline_string: 'KEY-2\n' } })
-    expect(JSON.parse(readFileSync(caPath, 'utf8')).resources[0].validation_context.trusted_ca.inline_string).toBe('CA-1\nCA-2\n')
+    expect(cert).toEqual({ certificate_chain: { inline_string: GEN2.certChain }, private_key: { inline_string: GEN2.key } })
+    expect(JSON.parse(readFileSync(caPath, 'utf8')).resources[0].validation_context.trusted_ca.inline_string).toBe(bundle)
     await sleep(100)
     expect(fake.events('start')).toHaveLength(1)
+    expect(p.state).toBe('serving')
+  })
+
+  it('refuses TLS material Envoy would refuse, keeping the files it has', async () => {
+    const p = await plane()
+    await p.start()
+    p.setCredentials(MATERIAL)
+    const certPath = join(dir, 'work', 'sds', SDS_FILES.certificate)
+    const before = readFileSync(certPath, 'utf8')
+    const err = thrown(() => p.setCredentials({ ...MATERIAL, key: GEN2.key }))
+    expect(err).toMatchObject({ code: 'DATAPLANE_CREDENTIALS' })
+    expect(err.details.reason).toMatch(/key/i)
+    expect(thrown(() => p.setCredentials({ ...MATERIAL, meshCa: 'not a certificate' }))).toMatchObject({
+      code: 'DATAPLANE_CREDENTIALS',
+      details: { field: 'meshCa' },
+    })
+    expect(readFileSync(certPath, 'utf8')).toBe(before)
     expect(p.state).toBe('serving')
   })
 
