@@ -54,7 +54,7 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   log.info({ config, from: parsed.from, tlsDir, dataplane: kind }, 'starting')
 
   const dataPlane: DataPlane = createBuiltinDataPlane(deriveSpec(config), { log })
-  const daemon = new MeshDaemon({ config, tlsDir, dataPlane, runner: execRunner(), log })
+  const daemon = new MeshDaemon({ config, tlsDir, dataPlane, runner: execRunner, log })
   const admin = await startAdminServer(
     config.admin,
     {

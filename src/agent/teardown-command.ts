@@ -9,7 +9,7 @@ export async function teardownCommand(argv: string[], io: CommandIo): Promise<nu
     io.stderr.write(`usage: podvm-mesh teardown   (takes no arguments, got ${argv.join(' ')})\n`)
     return 2
   }
-  await removeAll(execRunner())
+  await removeAll(execRunner)
   io.stdout.write('podvm-mesh: nftables table and policy routes removed\n')
   return 0
 }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import type { CommandIo } from '../cli.js'
 import { MeshLab } from './lab.js'
 import type { ProbeResult } from './probe.js'
-import { A_EGRESS, A_EGRESS_B, A_EGRESS_DB, APP_PORTS, B_INGRESS, IMPOSTOR_PORT, NODES, sansFor } from './scenario.js'
+import { A_EGRESS, A_EGRESS_B, A_EGRESS_DB, APP_PORTS, B_INGRESS, HOSTS, IMPOSTOR_PORT, NODES, sansFor } from './scenario.js'
 
 const PREFIX = 'pmdemo'
 
@@ -36,7 +36,7 @@ export async function demoCommand(argv: string[], io: CommandIo): Promise<number
   }
   try {
     out('podvm-mesh demo: three pods as network namespaces on one bridge')
-    lab = await MeshLab.create({ prefix: PREFIX, net: 77, nodes: NODES })
+    lab = await MeshLab.create({ prefix: PREFIX, subnet: 77, nodes: NODES, hosts: HOSTS })
     const [a, b, c] = [lab.node('a'), lab.node('b'), lab.node('c')]
     out(`  A ${a.ipv4} ${a.ipv6}  mesh; its app dials B via ${A_EGRESS_B}:${APP_PORTS.mtls}`)
     out(`  B ${b.ipv4} ${b.ipv6}  mesh; app on ${APP_PORTS.mtls} (mTLS), ${APP_PORTS.tls} (#false), ${APP_PORTS.plain} (#true)`)
@@ -109,6 +109,12 @@ export async function demoCommand(argv: string[], io: CommandIo): Promise<number
     out()
     const refusals = daemonA.records().filter((r) => r['reason'] !== undefined || r['code'] !== undefined).length
     out(`daemon logs: A ${daemonA.records().length} JSON lines (${refusals} naming a refusal), B ${daemonB.records().length}`)
+    if (io.env['PODVM_MESH_DEMO_LOGS'] === '1') {
+      for (const [name, d] of [['A', daemonA], ['B', daemonB]] as const) {
+        out(`--- daemon ${name} log`)
+        for (const line of d.lines) out(line)
+      }
+    }
     daemonA.kill('SIGTERM')
     daemonB.kill('SIGTERM')
     await Promise.all([daemonA.exited, daemonB.exited])

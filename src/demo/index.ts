@@ -2,8 +2,8 @@
 // and by the end-to-end tests.
 export { MeshLab, DIST } from './lab.js'
 export type { Capture, Daemon, EchoApp, LabPki, LineProcess } from './lab.js'
-export { createTopology, cleanupStale } from './topology.js'
-export type { ExecResult, NodeSpec, Topology, TopologyNode } from './topology.js'
-export { A_EGRESS, A_EGRESS_B, A_EGRESS_DB, APP_PORTS, B_INGRESS, IMPOSTOR_PORT, NODES, sansFor } from './scenario.js'
+export { cleanupStale, createTopology, netnsExec, netnsUnavailableReason, run, waitFor } from './topology.js'
+export type { ExecOptions, ExecResult, NetnsNode, Topology, TopologyOptions } from './topology.js'
+export { A_EGRESS, A_EGRESS_B, A_EGRESS_DB, APP_PORTS, B_INGRESS, HOSTS, IMPOSTOR_PORT, NODES, sansFor } from './scenario.js'
 export type { ProbeOptions, ProbeResult } from './probe.js'
 export type { EchoEvent, EchoServerOptions } from './echo-server.js'

@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createAuthority, generateKeyPair, issueLeaf, writeTlsDir, type Authority } from '../pki/index.js'
+import { createAuthority, createMeshAuthority, generateKeyPair, issueLeaf, writeTlsDir, type Authority } from '../pki/index.js'
 import type { EchoEvent, EchoServerOptions } from './echo-server.js'
 import type { ProbeOptions, ProbeResult } from './probe.js'
-import { createTopology, type NodeSpec, type Topology, type TopologyNode } from './topology.js'
+import { createTopology, type NetnsNode, type Topology, type TopologyOptions } from './topology.js'
 
 /** dist/ of this checkout: this module sits at src/demo/ (tests) or dist/demo/. */
 export const DIST = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'dist')
@@ -118,19 +118,19 @@ export class MeshLab {
     this.workDir = workDir
   }
 
-  static async create(opts: { prefix: string; net: number; nodes: readonly NodeSpec[] }): Promise<MeshLab> {
+  static async create(opts: TopologyOptions): Promise<MeshLab> {
     const workDir = await mkdtemp(join(tmpdir(), `${opts.prefix}-`))
     const topology = await createTopology(opts)
     try {
       const pki = await createLabPki(workDir)
       return new MeshLab(topology, pki, workDir)
     } catch (err) {
-      await topology.destroy()
+      await topology.cleanup()
       throw err
     }
   }
 
-  node(name: string): TopologyNode {
+  node(name: string): NetnsNode {
     return this.topology.node(name)
   }
 
@@ -141,7 +141,7 @@ export class MeshLab {
   }
 
   async startApp(node: string, opts: EchoServerOptions): Promise<EchoApp> {
-    const child = this.topology.spawn(this.node(node).ns, NODE, [join(DIST, 'demo', 'echo-server.js'), JSON.stringify(opts)])
+    const child = this.topology.spawn(node, NODE, [join(DIST, 'demo', 'echo-server.js'), JSON.stringify(opts)])
     const p = lineProcess(child)
     const events = (): EchoEvent[] =>
       p.lines.flatMap((l) => {
@@ -165,7 +165,7 @@ export class MeshLab {
   /** `podvm-mesh run` inside the node's namespace, with JSON logs collected. */
   startDaemon(node: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Daemon {
     const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`)
-    const child = this.topology.spawn(this.node(node).ns, 'env', [...envArgs, NODE, join(DIST, 'cli.js'), 'run', ...args])
+    const child = this.topology.spawn(node, 'env', [...envArgs, NODE, join(DIST, 'cli.js'), 'run', ...args])
     const p = lineProcess(child)
     const records = (): Record<string, unknown>[] =>
       p.lines.flatMap((l) => {
@@ -187,7 +187,7 @@ export class MeshLab {
 
   /** One client connection from inside the node's namespace. */
   async probe(node: string, opts: ProbeOptions): Promise<ProbeResult> {
-    const r = await this.topology.exec(this.node(node).ns, NODE, [join(DIST, 'demo', 'probe.js'), JSON.stringify(opts)], {
+    const r = await this.topology.exec(node, NODE, [join(DIST, 'demo', 'probe.js'), JSON.stringify(opts)], {
       timeoutMs: (opts.timeoutMs ?? 5_000) + (opts.holdMs ?? 0) + 60_000,
     })
     const line = r.stdout.trim().split('\n').pop() ?? ''
@@ -201,7 +201,7 @@ export class MeshLab {
   /** tcpdump on the node's eth0, TCP only, written unbuffered to a file. */
   async capture(node: string, filter = 'tcp'): Promise<Capture> {
     const file = join(this.workDir, `${node}-${Date.now()}.pcap`)
-    const child = this.topology.spawn(this.node(node).ns, 'tcpdump', ['-i', 'eth0', '-U', '-n', '-s', '0', '-w', file, filter])
+    const child = this.topology.spawn(node, 'tcpdump', ['-i', 'eth0', '-U', '-n', '-s', '0', '-w', file, filter])
     const p = this.#track(lineProcess(child))
     await p.waitFor((l) => l.includes('listening on'), 10_000, `tcpdump on ${node}`)
     return {
@@ -216,14 +216,14 @@ export class MeshLab {
   async destroy(): Promise<void> {
     for (const p of this.#processes) p.kill('SIGKILL')
     await Promise.all([...this.#processes].map((p) => p.exited))
-    await this.topology.destroy()
+    await this.topology.cleanup()
     await rm(this.workDir, { recursive: true, force: true })
   }
 }
 
 async function createLabPki(workDir: string): Promise<LabPki> {
   const root = await createAuthority({ commonName: 'podvm-mesh demo root' })
-  const meshCa = await createAuthority({ commonName: 'podvm-mesh demo mesh CA', issuer: root })
+  const { meshCa, intermediate } = await createMeshAuthority({ root, commonName: 'podvm-mesh demo mesh CA' })
   const otherCa = await createAuthority({ commonName: 'some other CA' })
   const foreignKey = await generateKeyPair()
   const foreignLeaf = await issueLeaf(otherCa, { sans: ['intruder.test'], publicKey: foreignKey.keys.publicKey })
@@ -239,10 +239,9 @@ async function createLabPki(workDir: string): Promise<LabPki> {
       const kp = await generateKeyPair()
       const leaf = await issueLeaf(meshCa, { sans, publicKey: kp.keys.publicKey })
       await writeTlsDir(dir, {
-        // The mesh CA here is an intermediate under a root, as in Contrast: trust the
-        // intermediate, present leaf ‖ intermediate.
+        // As in Contrast: trust the self-signed mesh CA, present leaf ‖ intermediate.
         meshCa: meshCa.certificatePem,
-        certChain: leaf.certificatePem + meshCa.certificatePem,
+        certChain: leaf.certificatePem + intermediate.certificatePem,
         key: kp.privateKeyPem,
         rootCa: root.certificatePem,
       })

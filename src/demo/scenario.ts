@@ -4,16 +4,15 @@
 //   C  no mesh; an outsider, and (as db.mesh.test) an impostor TLS server on 5432
 //      whose certificate is from the mesh CA but for another name.
 
-import type { NodeSpec } from './topology.js'
-
 export const APP_PORTS = { mtls: 8080, tls: 8443, plain: 7890 } as const
 export const IMPOSTOR_PORT = 5432
 
-export const NODES: readonly NodeSpec[] = [
-  { name: 'a', hostnames: ['a.mesh.test'] },
-  { name: 'b', hostnames: ['b.mesh.test'] },
-  { name: 'c', hostnames: ['c.mesh.test', 'db.mesh.test'] },
-]
+export const NODES = ['a', 'b', 'c'] as const
+export const HOSTS: Readonly<Record<string, readonly string[]>> = {
+  a: ['a.mesh.test'],
+  b: ['b.mesh.test'],
+  c: ['c.mesh.test', 'db.mesh.test'],
+}
 
 export const B_INGRESS = `public#${APP_PORTS.tls}#false##plain#${APP_PORTS.plain}#true`
 export const A_EGRESS_B = '127.137.0.1'

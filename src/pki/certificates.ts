@@ -41,7 +41,12 @@ export async function generateKeyPair(curve: Curve = 'P-256'): Promise<KeyPairPe
     'verify',
   ])) as CryptoKeyPair
   const pkcs8 = await crypto.subtle.exportKey('pkcs8', keys.privateKey)
-  return { keys, privateKeyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') }
+  return { keys, privateKeyPem: `${x509.PemConverter.encode(pkcs8, 'PRIVATE KEY').trimEnd()}\n` }
+}
+
+// Newline-terminated, so that PEM files can be concatenated into chains and bundles.
+function pem(cert: x509.X509Certificate): string {
+  return `${cert.toString('pem').trimEnd()}\n`
 }
 
 function randomSerial(): string {
@@ -104,7 +109,29 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
       extensions,
     })
   }
-  return { certificate, certificatePem: certificate.toString('pem'), keys, curve }
+  return { certificate, certificatePem: pem(certificate), keys, curve }
+}
+
+/**
+ * The mesh CA as Contrast builds it: one mesh key, certified twice under one subject —
+ * self-signed (`mesh-ca.pem`, what peers trust) and signed by the root (the
+ * intermediate sent after the leaf in `certChain.pem`). A leaf then validates against
+ * the mesh CA of the current manifest, or against the root across manifests. OpenSSL
+ * (and so Node 20) cannot anchor trust in a non-self-signed CA, which is why peers
+ * trust the self-signed twin rather than the intermediate.
+ */
+export async function createMeshAuthority(opts: {
+  readonly root: Authority
+  readonly commonName: string
+  readonly curve?: Curve
+  readonly notBefore?: Date
+  readonly notAfter?: Date
+}): Promise<{ readonly meshCa: Authority; readonly intermediate: Authority }> {
+  const keys = (await generateKeyPair(opts.curve ?? 'P-256')).keys
+  const common = { commonName: opts.commonName, keys, curve: opts.curve ?? 'P-256', notBefore: opts.notBefore, notAfter: opts.notAfter }
+  const meshCa = await createAuthority(common)
+  const intermediate = await createAuthority({ ...common, issuer: opts.root })
+  return { meshCa, intermediate }
 }
 
 export interface LeafOptions {
@@ -144,7 +171,7 @@ export async function issueLeaf(ca: Authority, opts: LeafOptions): Promise<Issue
       await x509.AuthorityKeyIdentifierExtension.create(ca.certificate),
     ],
   })
-  return { certificatePem: cert.toString('pem'), notAfter }
+  return { certificatePem: pem(cert), notAfter }
 }
 
 /** Node's view of a PEM certificate, for chain and SAN checks. */

@@ -11,5 +11,5 @@ export {
   writeTlsDir,
 } from './store.js'
 export type { TlsDirWatcher, TlsMaterialInfo } from './store.js'
-export { createAuthority, generateKeyPair, issueLeaf, sanEntries, toNodeCertificate } from './certificates.js'
+export { createAuthority, createMeshAuthority, generateKeyPair, issueLeaf, sanEntries, toNodeCertificate } from './certificates.js'
 export type { Authority, AuthorityOptions, Curve, IssuedLeaf, KeyPairPem, LeafOptions } from './certificates.js'
