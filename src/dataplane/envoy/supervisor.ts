@@ -282,6 +282,8 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
       this.#bootstrapPath,
       '--log-format',
       ENVOY_LOG_FORMAT,
+      // Newlines inside a message become \n: one record per line for the parser below.
+      '--log-format-escaped',
       '--log-level',
       this.#opts.logLevel ?? 'info',
       // A restart here is a fresh process, not a hot restart: no shared-memory region

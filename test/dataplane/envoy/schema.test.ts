@@ -1,5 +1,7 @@
 // The validator must reject what Envoy would reject, or the goldens prove nothing.
 import { describe, it, expect } from 'vitest'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec } from '../../../src/dataplane/spec.js'
 import { renderBootstrap } from '../../../src/dataplane/envoy/bootstrap.js'
@@ -17,6 +19,20 @@ const ingressTls = (b: any): any => b.static_resources.listeners[0].filter_chain
 const ingressTcpProxy = (b: any): any => b.static_resources.listeners[0].filter_chains.at(-1).filters[0].typed_config
 const TLS_PATH = '$.static_resources.listeners[0].filter_chains[4].transport_socket.typed_config'
 const TCP_PATH = '$.static_resources.listeners[0].filter_chains[4].filters[0].typed_config'
+
+const GOLDEN = join(import.meta.dirname, 'golden')
+
+describe('golden files on disk', () => {
+  const files = readdirSync(GOLDEN).filter((f) => f.endsWith('.json'))
+  it('exist for every case', () => {
+    expect(files.length).toBeGreaterThanOrEqual(8)
+  })
+  it.each(files)('%s is valid Envoy v3 JSON', (file) => {
+    const doc = JSON.parse(readFileSync(join(GOLDEN, file), 'utf8'))
+    const type = file.startsWith('sds-') ? 'envoy.service.discovery.v3.DiscoveryResponse' : BOOTSTRAP
+    expect(validateMessage(type, doc)).toEqual([])
+  })
+})
 
 describe('schema validator', () => {
   it('accepts the rendered bootstrap', () => {

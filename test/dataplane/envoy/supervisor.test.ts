@@ -103,8 +103,13 @@ describe('EnvoyDataPlane', () => {
     expect(p.state).toBe('serving')
     await until('start record', () => fake.events('start').length === 1)
     const start = fake.events('start')[0]!
-    expect(start.argv).toEqual(expect.arrayContaining(['-c', join(dir, 'work', 'bootstrap.json'), '--log-format', '[%l][%n] %v', '--disable-hot-restart']))
-    expect(start.argv!.slice(start.argv!.indexOf('--drain-time-s'), start.argv!.indexOf('--drain-time-s') + 2)).toEqual(['--drain-time-s', '1'])
+    const argv = start.argv!
+    const after = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined)
+    expect(after('-c')).toBe(join(dir, 'work', 'bootstrap.json'))
+    expect(after('--log-format')).toBe('[%l][%n] %v')
+    expect(after('--log-level')).toBe('info')
+    expect(after('--drain-time-s')).toBe('1')
+    expect(argv).toEqual(expect.arrayContaining(['--log-format-escaped', '--disable-hot-restart']))
     // Both secret files were in place when Envoy loaded its config.
     expect(start.sds).toEqual([
       { path: join(dir, 'work', 'sds', SDS_FILES.validation), exists: true },
