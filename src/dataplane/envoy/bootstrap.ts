@@ -20,7 +20,7 @@
 
 import { isIP } from 'node:net'
 import { posix } from 'node:path'
-import { MESH_SOCKET_MARK } from '../../config/types.js'
+import { MESH_SOCKET_MARK, type Port } from '../../config/types.js'
 import type {
   DataPlaneSpec,
   EgressCaptureListenerSpec,
@@ -146,7 +146,10 @@ function checkOptions(spec: DataPlaneSpec, opts: RenderOptions): void {
   }
   // Transparent listeners bind the wildcard address, egress listeners 127.x: either way
   // the admin socket on 127.0.0.1 would collide with a listener on the same port.
-  const clash = spec.listeners.find((l) => l.port === opts.adminPort)
+  // Guard ports include the daemon's own health/metrics port: Envoy's admin must not take it.
+  const clash = spec.listeners.find(
+    (l) => l.port === opts.adminPort || (l.kind !== 'egress' && l.loopGuardPorts.includes(opts.adminPort as Port)),
+  )
   if (clash !== undefined) {
     throw new EnvoyError('ENVOY_OPTION', `adminPort ${opts.adminPort} is used by listener ${clash.name}`, {
       option: 'adminPort',

@@ -211,6 +211,8 @@ describe('renderBootstrap', () => {
     [{ sdsDir: 'relative/sds', adminPort: 15000 }, { option: 'sdsDir', value: 'relative/sds' }],
     [{ sdsDir: '/sds', adminPort: 0 }, { option: 'adminPort', value: 0 }],
     [{ sdsDir: '/sds', adminPort: 15006 }, { option: 'adminPort', value: 15006, listener: 'ingress' }],
+    // The daemon's own health port (a loop-guard port) is taken too.
+    [{ sdsDir: '/sds', adminPort: 15020 }, { option: 'adminPort', value: 15020, listener: 'ingress' }],
   ])('rejects options %j', (opts, details) => {
     expect(thrown(() => render(BASE, opts))).toMatchObject({ code: 'ENVOY_OPTION', details })
   })
