@@ -42,6 +42,7 @@ export const TYPE_URLS = {
   downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
   secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+  downstreamConnections: 'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
 } as const
 
 /** Linux SOL_SOCKET / SO_MARK (asm-generic/socket.h); Envoy takes raw option numbers. */
@@ -68,6 +69,12 @@ export const CLUSTERS = {
   blackHole: 'black-hole',
 } as const
 
+/**
+ * Cap on simultaneously open downstream connections across all listeners: the guest has
+ * a fixed memory budget and no swap, and Envoy warns at startup when no cap is set.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 16_384
+
 /** Default idle timeout of a proxied connection (Envoy's own default, made explicit). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000
 
@@ -79,6 +86,7 @@ export interface RenderOptions {
   /** `node.id` / `node.cluster`; shows up in Envoy's logs. */
   readonly nodeId?: string
   readonly idleTimeoutMs?: number
+  readonly maxConnections?: number
 }
 
 type Json = Record<string, unknown>
@@ -122,6 +130,17 @@ export function renderBootstrap(spec: DataPlaneSpec, opts: RenderOptions): Json 
     admin: {
       address: { socket_address: { address: '127.0.0.1', port_value: opts.adminPort } },
     },
+    overload_manager: {
+      resource_monitors: [
+        {
+          name: 'envoy.resource_monitors.global_downstream_max_connections',
+          typed_config: {
+            '@type': TYPE_URLS.downstreamConnections,
+            max_active_downstream_connections: opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+          },
+        },
+      ],
+    },
   }
 }
 
@@ -146,6 +165,13 @@ function checkOptions(spec: DataPlaneSpec, opts: RenderOptions): void {
   }
   // Transparent listeners bind the wildcard address, egress listeners 127.x: either way
   // the admin socket on 127.0.0.1 would collide with a listener on the same port.
+  const max = opts.maxConnections
+  if (max !== undefined && (!Number.isSafeInteger(max) || max < 1)) {
+    throw new EnvoyError('ENVOY_OPTION', `maxConnections ${max} is not a positive integer`, {
+      option: 'maxConnections',
+      value: max,
+    })
+  }
   // Guard ports include the daemon's own health/metrics port: Envoy's admin must not take it.
   const clash = spec.listeners.find(
     (l) => l.port === opts.adminPort || (l.kind !== 'egress' && l.loopGuardPorts.includes(opts.adminPort as Port)),

@@ -197,6 +197,14 @@ describe('renderBootstrap', () => {
     expect(tls.validation_context_sds_secret_config.sds_config.path_config_source.path).toBe(`/x/sds/${SDS_FILES.validation}`)
   })
 
+  it('caps downstream connections globally (overload manager)', () => {
+    const rm = (b: J) => b.overload_manager.resource_monitors
+    expect(rm(render(BASE))).toEqual([
+      expect.objectContaining({ name: 'envoy.resource_monitors.global_downstream_max_connections', typed_config: expect.objectContaining({ max_active_downstream_connections: 16384 }) }),
+    ])
+    expect(rm(render(BASE, { ...OPTS, maxConnections: 500 }))[0].typed_config.max_active_downstream_connections).toBe(500)
+  })
+
   it('timeouts come from the spec', () => {
     const spec = deriveSpec(BASE, { handshakeMs: 2500, connectMs: 750, certificateWaitMs: 1, drainMs: 1 })
     const b: J = renderBootstrap(spec, { ...OPTS, idleTimeoutMs: 60_000 })
@@ -211,6 +219,7 @@ describe('renderBootstrap', () => {
     [{ sdsDir: 'relative/sds', adminPort: 15000 }, { option: 'sdsDir', value: 'relative/sds' }],
     [{ sdsDir: '/sds', adminPort: 0 }, { option: 'adminPort', value: 0 }],
     [{ sdsDir: '/sds', adminPort: 15006 }, { option: 'adminPort', value: 15006, listener: 'ingress' }],
+    [{ sdsDir: '/sds', adminPort: 15000, maxConnections: 0 }, { option: 'maxConnections', value: 0 }],
     // The daemon's own health port (a loop-guard port) is taken too.
     [{ sdsDir: '/sds', adminPort: 15020 }, { option: 'adminPort', value: 15020, listener: 'ingress' }],
   ])('rejects options %j', (opts, details) => {

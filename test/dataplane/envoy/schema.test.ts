@@ -112,6 +112,11 @@ describe('schema validator', () => {
       { path: '$.admin.address.socket_address.port_value', reason: 'PGV' },
     ],
     [
+      'PGV: int64 gt 0 inside an Any',
+      (b) => (b.overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections = 0),
+      { path: '$.overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections', reason: 'PGV' },
+    ],
+    [
       'BoolValue wrapper given a string',
       (b) => (b.static_resources.listeners[0].transparent = 'true'),
       { path: '$.static_resources.listeners[0].transparent', reason: 'WRONG_JSON_TYPE' },
