@@ -20,7 +20,7 @@
 
 import { isIP } from 'node:net'
 import { posix } from 'node:path'
-import { MESH_SOCKET_MARK, type Port } from '../../config/types.js'
+import { MESH_SOCKET_MARK, type Port } from '../../config/index.js'
 import type {
   DataPlaneSpec,
   EgressCaptureListenerSpec,
