@@ -25,6 +25,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   run: { summary: 'the in-guest mesh daemon', load: async () => (await import('./agent/run-command.js')).runCommand },
   teardown: { summary: 'remove the mesh rules and routes entirely', load: async () => (await import('./agent/teardown-command.js')).teardownCommand },
   demo: { summary: 'build a three-namespace mesh, show what it does, tear it down', load: async () => (await import('./demo/demo-command.js')).demoCommand },
+  initdata: { summary: 'set the measured mesh config (initdata) on a Kubernetes manifest', load: async () => (await import('./policy/initdata-command.js')).initdataCommand },
   check: { summary: 'validate a mesh config and print it normalized', load: async () => (await import('./config/check-command.js')).checkCommand },
   'render nft': { summary: 'print the nftables ruleset and routes run would apply', load: async () => (await import('./netfilter/render-command.js')).renderNftCommand },
   'render envoy': { summary: 'print the Envoy bootstrap for a mesh config', load: async () => (await import('./dataplane/envoy/render-command.js')).renderEnvoyCommand },

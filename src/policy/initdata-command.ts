@@ -1,0 +1,117 @@
+// `podvm-mesh initdata`: set the initdata annotation on the confidential pod templates
+// of a manifest and print the digests the coordinator's manifest must list.
+
+import { readFileSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import type { Command, CommandIo } from '../cli.js'
+import { ConfigError, INITDATA_ALGORITHMS, formatIssue, parseMeshSection, type InitdataAlgorithm } from '../config/index.js'
+import { isMeshError } from '../errors.js'
+import { PolicyError } from './errors.js'
+import { addInitdataToManifest, MESH_ANNOTATIONS, refText, RUNTIME_CLASS_PREFIX } from './manifest.js'
+
+const USAGE = `usage: podvm-mesh initdata MANIFEST|- --coordinator HOST:PORT --coordinator-identity HEX
+                           [--policy FILE] [--algorithm sha256|sha384|sha512]
+                           [--out FILE | --write] [--json]
+
+For every Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob whose
+runtimeClassName starts with "${RUNTIME_CLASS_PREFIX}" (others are left untouched), reads
+${Object.values(MESH_ANNOTATIONS).join(',\n')}
+from the pod template, validates them, and sets io.katacontainers.config.hypervisor.cc_init_data
+(base64 of gzip of the initdata TOML) with the mesh section "podvm-mesh.toml", keeping the
+other [data] entries of an existing annotation. --policy includes FILE as policy.rego; the
+mesh's policy rules are merged into whichever policy.rego is included.
+
+Prints one line per resource: the initdata digest (hex; the policy hash for the
+coordinator manifest; SNP HOST_DATA is its first 32 bytes, TDX MRCONFIGID its first 48,
+zero-padded) and the resource. The manifest goes to --out, back to MANIFEST (--write), or
+to stdout, in which case the digests go to stderr.
+`
+
+const OPTIONS = {
+  coordinator: { type: 'string' },
+  'coordinator-identity': { type: 'string' },
+  policy: { type: 'string' },
+  algorithm: { type: 'string' },
+  out: { type: 'string' },
+  write: { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+function usageError(argument: string, message: string): PolicyError {
+  return new PolicyError('POLICY_USAGE', message, { argument })
+}
+
+function readInput(path: string): string {
+  try {
+    return readFileSync(path === '-' ? 0 : path, 'utf8')
+  } catch (err) {
+    throw usageError(path, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+}
+
+async function run(argv: string[], io: CommandIo): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw usageError('argv', err instanceof Error ? err.message : String(err))
+  }
+  const { values, positionals } = parsed
+  if (values.help === true) {
+    io.stdout.write(USAGE)
+    return 0
+  }
+  const [input, ...extra] = positionals
+  if (input === undefined || extra.length > 0) throw usageError('MANIFEST', 'give exactly one manifest path (or - for stdin)')
+  if (values.coordinator === undefined) throw usageError('--coordinator', '--coordinator HOST:PORT is required')
+  if (values['coordinator-identity'] === undefined) throw usageError('--coordinator-identity', '--coordinator-identity HEX (the coordinator policy hash) is required')
+  if (values.write === true && (values.out !== undefined || input === '-')) throw usageError('--write', '--write rewrites MANIFEST in place: not with --out or stdin')
+  let algorithm: InitdataAlgorithm | undefined
+  if (values.algorithm !== undefined) {
+    if (!(INITDATA_ALGORITHMS as readonly string[]).includes(values.algorithm)) throw usageError('--algorithm', `--algorithm must be one of ${INITDATA_ALGORITHMS.join(', ')}`)
+    algorithm = values.algorithm as InitdataAlgorithm
+  }
+  // The pin is validated exactly as the daemon will read it.
+  const pinText = `[coordinator]\naddress = ${JSON.stringify(values.coordinator)}\nidentity = ${JSON.stringify(values['coordinator-identity'])}\n`
+  const { coordinator } = parseMeshSection(pinText)
+  const policy = values.policy !== undefined ? readInput(values.policy) : undefined
+
+  const result = addInitdataToManifest(readInput(input), {
+    coordinator,
+    ...(algorithm !== undefined ? { algorithm } : {}),
+    ...(policy !== undefined ? { policy } : {}),
+  })
+
+  const target = values.write === true ? input : values.out
+  if (target !== undefined) writeFileSync(target, result.manifest)
+  else io.stdout.write(result.manifest)
+  const report = target !== undefined ? io.stdout : io.stderr
+  for (const s of result.skipped) io.stderr.write(`podvm-mesh initdata: skipped ${refText(s.resource)}: ${s.reason}\n`)
+  for (const r of result.results) for (const w of r.warnings) io.stderr.write(`podvm-mesh initdata: ${refText(r.resource)}: warning: ${w}\n`)
+  if (values.json === true) {
+    const out = result.results.map(({ toml: _toml, ...r }) => r)
+    report.write(`${JSON.stringify(out, null, 2)}\n`)
+  } else {
+    for (const r of result.results) report.write(`${r.digest}  ${refText(r.resource)}\n`)
+  }
+  return 0
+}
+
+export const initdataCommand: Command = async (argv, io) => {
+  try {
+    return await run(argv, io)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr.write(`podvm-mesh initdata: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}\n`)
+      for (const issue of err.issues) io.stderr.write(`${formatIssue(issue)}\n`)
+      return 2
+    }
+    if (isMeshError(err)) {
+      io.stderr.write(`podvm-mesh initdata: ${err.message}\n`)
+      if (err instanceof PolicyError && err.code === 'POLICY_USAGE') io.stderr.write(USAGE)
+      return 2
+    }
+    throw err
+  }
+}

@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { gunzipSync } from 'node:zlib'
+import { afterAll, describe, it, expect } from 'vitest'
+import { parseAllDocuments } from 'yaml'
+import { main, type CommandIo } from '../../src/cli.js'
+import { INITDATA_ANNOTATION } from '../../src/config/index.js'
+
+function fakeIo(): CommandIo & { out: () => string; err: () => string } {
+  let out = ''
+  let err = ''
+  const sink = (append: (s: string) => void) =>
+    new Writable({
+      write(chunk, _enc, cb) {
+        append(String(chunk))
+        cb()
+      },
+    })
+  return { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: {}, out: () => out, err: () => err }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'initdata-cmd-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const fixture = (name: string) => new URL(`fixtures/${name}`, import.meta.url).pathname
+const ID = 'ab'.repeat(32)
+const PIN = ['--coordinator', 'coordinator:1313', '--coordinator-identity', ID]
+
+function annotationDigests(manifest: string): string[] {
+  return parseAllDocuments(manifest)
+    .map((d: any) => d.toJS())
+    .map((o: any) => (o.kind === 'Pod' ? o.metadata : o.spec?.template?.metadata)?.annotations?.[INITDATA_ANNOTATION])
+    .filter((v: unknown): v is string => typeof v === 'string')
+    .map((v) => createHash('sha256').update(gunzipSync(Buffer.from(v, 'base64'))).digest('hex'))
+}
+
+describe('podvm-mesh initdata', () => {
+  it('--write rewrites the manifest and prints digest and resource per line', async () => {
+    const path = join(dir, 'w.yaml')
+    copyFileSync(fixture('workloads.yaml'), path)
+    const io = fakeIo()
+    expect(await main(['initdata', path, ...PIN, '--policy', fixture('generated-policy.rego'), '--write'], io)).toBe(0)
+    const digests = annotationDigests(readFileSync(path, 'utf8'))
+    expect(io.out()).toBe(`${digests[0]}  Deployment/shop/web\n${digests[1]}  Job/migrate\n${digests[2]}  StatefulSet/db\n`)
+    expect(io.err()).toContain('skipped Pod/plain')
+    expect(io.err()).toContain('StatefulSet/db: warning: container "db" does not drop NET_RAW')
+  })
+
+  it('without --out the manifest goes to stdout and the digests to stderr; --json gives all forms', async () => {
+    const io = fakeIo()
+    expect(await main(['initdata', fixture('workloads.yaml'), ...PIN, '--json', '--algorithm', 'sha384'], io)).toBe(0)
+    expect(annotationDigests(io.out())).toHaveLength(3)
+    const json = JSON.parse(io.err().slice(io.err().indexOf('[')))
+    expect(json[0]).toMatchObject({ resource: { kind: 'Deployment', name: 'web' }, algorithm: 'sha384', policy: 'none' })
+    expect(json[0].digest).toHaveLength(96)
+    expect(json[0].snpHostData).toBe(json[0].digest.slice(0, 64))
+    expect(json[0].tdxMrConfigId).toBe(json[0].digest)
+  })
+
+  it('bad annotations: exit 2, resource and entry on stderr, nothing written', async () => {
+    const out = join(dir, 'bad.yaml')
+    const io = fakeIo()
+    expect(await main(['initdata', fixture('bad-ingress.yaml'), ...PIN, '--out', out], io)).toBe(2)
+    expect(io.err()).toContain('DaemonSet/ops/agent')
+    expect(io.err()).toContain('"bad#99999#false": PORT_OUT_OF_RANGE')
+    expect(() => readFileSync(out)).toThrow()
+  })
+
+  it.each([
+    [['initdata', 'x.yaml', '--coordinator', 'c:1'], '--coordinator-identity'],
+    [['initdata', 'x.yaml', '--coordinator-identity', ID], '--coordinator HOST:PORT'],
+    [['initdata', ...PIN], 'exactly one manifest'],
+    [['initdata', 'x.yaml', ...PIN, '--algorithm', 'md5'], '--algorithm'],
+    [['initdata', '-', ...PIN, '--write'], '--write'],
+  ])('usage error %j → exit 2', async (argv, text) => {
+    const io = fakeIo()
+    expect(await main(argv, io)).toBe(2)
+    expect(io.err()).toContain(text)
+  })
+
+  it('an invalid coordinator pin is reported like any config issue', async () => {
+    const io = fakeIo()
+    expect(await main(['initdata', fixture('workloads.yaml'), '--coordinator', 'coordinator', '--coordinator-identity', 'zz'], io)).toBe(2)
+    expect(io.err()).toContain('initdata:podvm-mesh.toml:coordinator.address "coordinator": MISSING_PORT')
+    expect(io.err()).toContain('coordinator.identity "zz": INVALID_VALUE')
+  })
+})
