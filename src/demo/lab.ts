@@ -198,10 +198,14 @@ export class MeshLab {
     }
   }
 
-  /** tcpdump on the node's eth0, TCP only, written unbuffered to a file. */
+  /**
+   * tcpdump on the node's eth0, TCP only, written unbuffered to a file. Immediate mode:
+   * otherwise libpcap hands packets over in blocks, and a stop before the block timeout
+   * loses them ("N packets received by filter, 0 captured").
+   */
   async capture(node: string, filter = 'tcp'): Promise<Capture> {
     const file = join(this.workDir, `${node}-${Date.now()}.pcap`)
-    const child = this.topology.spawn(node, 'tcpdump', ['-i', 'eth0', '-U', '-n', '-s', '0', '-w', file, filter])
+    const child = this.topology.spawn(node, 'tcpdump', ['-i', 'eth0', '--immediate-mode', '-U', '-n', '-s', '0', '-w', file, filter])
     const p = this.#track(lineProcess(child))
     await p.waitFor((l) => l.includes('listening on'), 10_000, `tcpdump on ${node}`)
     return {

@@ -108,7 +108,10 @@ export function probe(opts: ProbeOptions): Promise<ProbeResult> {
       if (opts.holdMs !== undefined) {
         result.heartbeats = 0
         heartbeat = setInterval(() => write(expected), 1_000)
-        setTimeout(() => socket.end(), opts.holdMs)
+        setTimeout(() => {
+          clearInterval(heartbeat)
+          socket.end()
+        }, opts.holdMs)
       }
     }
 

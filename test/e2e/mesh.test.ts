@@ -10,6 +10,7 @@ import {
   A_EGRESS_DB,
   APP_PORTS,
   B_INGRESS,
+  DIST,
   HOSTS,
   IMPOSTOR_PORT,
   MeshLab,
@@ -146,7 +147,7 @@ describeNetns('mesh end to end', () => {
     const script =
       "const r=await fetch('http://127.0.0.1:15020/readyz');const m=await (await fetch('http://127.0.0.1:15020/metrics')).text();" +
       'console.log(JSON.stringify({status:r.status,metrics:m}))'
-    const out = await lab.topology.exec(b.ns, process.execPath, ['--input-type=module', '-e', script])
+    const out = await lab.topology.exec('b', process.execPath, ['--input-type=module', '-e', script])
     const { status, metrics } = JSON.parse(out.stdout) as { status: number; metrics: string }
     expect(status).toBe(200)
     expect(metrics).toMatch(/^podvm_mesh_ready 1$/m)
@@ -186,6 +187,8 @@ describeNetns('mesh end to end', () => {
         const { reached } = await reaches('c', { host: b[family], port }, `C-DEAD-${port}`)
         expect(reached).toBe(false)
       }
+      // Control: the path itself works — the #true port is still let through.
+      expect((await reaches('c', { host: b[family], port: APP_PORTS.plain }, 'C-DEAD-CONTROL')).reached).toBe(true)
     })
 
     it.each([
@@ -198,5 +201,32 @@ describeNetns('mesh end to end', () => {
         expect(reached).toBe(false)
       }
     })
+
+    it('a daemon that boots without certificates keeps the pod closed, then opens once they appear', async () => {
+      const dir = `${lab.workDir}/late-certs`
+      const late = lab.startDaemon('b', ['--ingress', B_INGRESS, '--tls-dir', dir])
+      await late.waitFor((l) => l.includes('"to":"waiting-certificates"'), 15_000, 'B to wait for certificates')
+      for (const port of [APP_PORTS.mtls, APP_PORTS.tls, APP_PORTS.plain]) {
+        expect((await reaches('c', { host: b.ipv4, port, ...(port === APP_PORTS.tls ? { tls: {} } : {}) }, 'C-EARLY')).reached).toBe(false)
+      }
+      await lab.pki.issue('b', sansFor(lab.node('b')), dir)
+      await late.waitReady()
+      expect((await reaches('c', { host: b.ipv4, port: APP_PORTS.tls, tls: {} }, 'C-LATE')).reached).toBe(true)
+      late.kill('SIGKILL')
+      await late.exited
+    }, 40_000)
+
+    it('SIGTERM drains and puts the closed baseline back; teardown removes everything', async () => {
+      daemonA.kill('SIGTERM')
+      expect(await daemonA.exited).toBe(0)
+      const table = await lab.topology.exec('a', 'nft', ['list', 'table', 'inet', 'podvm_mesh'])
+      expect(table.stdout).toContain('baseline: nothing inbound before the mesh is ready')
+      expect(table.stdout).not.toContain('tproxy')
+      const down = await lab.topology.exec('a', process.execPath, [`${DIST}/cli.js`, 'teardown'])
+      expect(down.code).toBe(0)
+      expect((await lab.topology.exec('a', 'nft', ['list', 'tables'])).stdout).not.toContain('podvm_mesh')
+      expect((await lab.topology.exec('a', 'ip', ['rule', 'show'])).stdout).not.toContain('0x50e')
+      expect((await lab.topology.exec('a', 'ip', ['-6', 'rule', 'show'])).stdout).not.toContain('0x50e')
+    }, 30_000)
   })
 })
