@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # nftables: the rulesets; iproute2: namespaces, veth, policy routing; tcpdump: wire
-# captures in the end-to-end tests; procps: ps/kill used by the harness.
-PACKAGES=(nftables iproute2 tcpdump procps)
+# captures in the end-to-end tests; procps: ps/kill used by the harness; mkosi (with
+# debootstrap) and systemd (systemd-analyze): the guest image build and its test.
+PACKAGES=(nftables iproute2 tcpdump procps mkosi debootstrap systemd)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (network namespaces and nftables need it)" >&2

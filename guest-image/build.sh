@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the guest image tree with mkosi 14: stages guest-image/tree/, the built daemon
+# (dist/ + production node_modules), the build machine's Node.js binary and the unit
+# enable links into mkosi.output/stage, then runs mkosi with the top-level mkosi.conf.
+# Output: mkosi.output/podvm-mesh-guest/ (a directory tree). Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "guest-image/build.sh: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "mkosi needs root"
+command -v mkosi >/dev/null || die "mkosi is not installed (apt-get install mkosi; scripts/setup.sh does it)"
+[ -f dist/cli.js ] || die "dist/ is missing; run npm run build first"
+
+# The baseline the unit loads must be exactly what the renderer prints.
+rendered=$(node guest-image/render-baseline.mjs)
+committed=$(cat guest-image/tree/etc/podvm-mesh/baseline.nft)
+[ "$rendered" = "$committed" ] || die "guest-image/tree/etc/podvm-mesh/baseline.nft differs from the renderer's baseline; regenerate it with: node guest-image/render-baseline.mjs > guest-image/tree/etc/podvm-mesh/baseline.nft"
+
+# Node >= 20: Debian bookworm's nodejs is 18, so the build machine's own node binary
+# (the runtime the daemon is built and tested with) goes into the image.
+node_bin=$(command -v node)
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node >= 20 required on the build machine, found $(node --version)"
+
+stage=mkosi.output/stage
+rm -rf "$stage"
+mkdir -p "$stage"
+cp -a guest-image/tree/. "$stage/"
+
+app="$stage/opt/podvm-mesh"
+mkdir -p "$app/node/bin" "$app/guest-image"
+cp -a dist package.json package-lock.json policy "$app/"
+cp guest-image/README.md "$app/guest-image/"
+cp -a node_modules "$app/"
+(cd "$app" && npm prune --omit=dev --no-audit --no-fund --offline --loglevel=error >/dev/null && find node_modules -type d -empty -delete)
+install -m 0755 "$(readlink -f "$node_bin")" "$app/node/bin/node"
+
+# What `systemctl enable` would create, from each unit's [Install] section.
+units="$stage/etc/systemd/system"
+mkdir -p "$units/kata-agent.service.requires" "$units/sysinit.target.wants" "$units/multi-user.target.wants"
+ln -sf /usr/lib/systemd/system/podvm-mesh-baseline.service "$units/kata-agent.service.requires/podvm-mesh-baseline.service"
+ln -sf /usr/lib/systemd/system/podvm-mesh-baseline.service "$units/sysinit.target.wants/podvm-mesh-baseline.service"
+ln -sf /usr/lib/systemd/system/podvm-mesh.service "$units/multi-user.target.wants/podvm-mesh.service"
+
+mkosi --default mkosi.conf --force build "$@"
+echo "guest-image/build.sh: image tree in mkosi.output/podvm-mesh-guest"

@@ -1,0 +1,65 @@
+// Fast checks of what guest-image/ commits; test/guest-image/image.test.ts builds the image.
+import { readFileSync } from 'node:fs'
+import { describe, it, expect } from 'vitest'
+import { renderBaseline } from '../../src/netfilter/index.js'
+
+const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8')
+
+/** `[Section]` → key → values, in order (systemd allows repeated keys). */
+function parseUnit(text: string): Map<string, Map<string, string[]>> {
+  const out = new Map<string, Map<string, string[]>>()
+  let section: Map<string, string[]> | undefined
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue
+    const head = /^\[(.+)\]$/.exec(line)
+    if (head) {
+      section = new Map()
+      out.set(head[1] as string, section)
+      continue
+    }
+    const eq = line.indexOf('=')
+    if (section === undefined || eq < 0) throw new Error(`not a unit line: ${line}`)
+    const key = line.slice(0, eq).trim()
+    section.set(key, [...(section.get(key) ?? []), line.slice(eq + 1).trim()])
+  }
+  return out
+}
+
+const words = (unit: Map<string, Map<string, string[]>>, section: string, key: string) =>
+  (unit.get(section)?.get(key) ?? []).flatMap((v) => v.split(/\s+/))
+
+describe('guest-image units', () => {
+  const baseline = parseUnit(read('guest-image/tree/usr/lib/systemd/system/podvm-mesh-baseline.service'))
+  const daemon = parseUnit(read('guest-image/tree/usr/lib/systemd/system/podvm-mesh.service'))
+
+  it('podvm-mesh-baseline.service: oneshot, kept active, before and required by kata-agent, loads the baseline file', () => {
+    expect(baseline.get('Service')?.get('Type')).toEqual(['oneshot'])
+    expect(baseline.get('Service')?.get('RemainAfterExit')).toEqual(['yes'])
+    expect(words(baseline, 'Unit', 'Before')).toContain('kata-agent.service')
+    expect(words(baseline, 'Install', 'RequiredBy')).toEqual(['kata-agent.service'])
+    expect(baseline.get('Service')?.get('ExecStart')).toEqual(['/usr/sbin/nft -f /etc/podvm-mesh/baseline.nft'])
+    // Early boot: no implicit ordering after basic.target, which would come after kata's target.
+    expect(baseline.get('Unit')?.get('DefaultDependencies')).toEqual(['no'])
+  })
+
+  it('podvm-mesh.service: restarts on failure, needs the baseline, not ordered before kata-agent (it waits for the pod network)', () => {
+    expect(daemon.get('Service')?.get('Restart')).toEqual(['on-failure'])
+    expect(words(daemon, 'Unit', 'Requires')).toContain('podvm-mesh-baseline.service')
+    expect(words(daemon, 'Unit', 'After')).toContain('podvm-mesh-baseline.service')
+    expect(words(daemon, 'Unit', 'Before')).not.toContain('kata-agent.service')
+  })
+
+  it('the committed baseline ruleset is exactly what the renderer prints', () => {
+    expect(read('guest-image/tree/etc/podvm-mesh/baseline.nft')).toBe(renderBaseline().nft)
+  })
+
+  it('mkosi.conf: Debian bookworm, directory format, docs kept (mkosi 14 here), the staged tree, the packages the units use', () => {
+    const conf = read('mkosi.conf')
+    for (const line of ['Distribution=debian', 'Release=bookworm', 'Format=directory', 'WithDocs=yes', 'ExtraTree=mkosi.output/stage']) {
+      expect(conf.split('\n')).toContain(line)
+    }
+    const lines = conf.split('\n').map((l) => l.trim())
+    for (const pkg of ['systemd', 'nftables', 'iproute2', 'libstdc++6']) expect(lines, pkg).toContain(pkg)
+  })
+})
