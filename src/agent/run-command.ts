@@ -3,29 +3,39 @@
 
 import type { CommandIo } from '../cli.js'
 import { CONFIG_USAGE, ConfigError, configFromArgs, formatIssue } from '../config/index.js'
-import { createBuiltinDataPlane, deriveSpec, type DataPlane } from '../dataplane/index.js'
+import { deriveSpec, type DataPlane } from '../dataplane/index.js'
 import { execRunner } from '../netfilter/index.js'
+import { isMeshError } from '../errors.js'
 import { DEFAULT_TLS_DIR } from '../pki/index.js'
 import { startAdminServer } from './admin-server.js'
+import { chooseDataPlane, createDataPlane, type DataPlaneChoice } from './dataplane-select.js'
 import { MeshDaemon } from './daemon.js'
 import { createRootLogger } from './logger.js'
 import { renderMetrics } from './metrics.js'
 
-const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane builtin] [--log-level LEVEL]
+const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane KIND] [--log-level LEVEL]
   --tls-dir DIR      certificates in Contrast's layout (default ${DEFAULT_TLS_DIR})
-  --dataplane KIND   builtin (default)
+  --dataplane KIND   auto (default: Envoy when an executable is found, else builtin), builtin, envoy
+  --envoy-bin PATH   Envoy executable (default: ENVOY_BIN, else envoy on PATH)
+  --work-dir DIR     Envoy's bootstrap and SDS files (default /run/podvm-mesh/envoy)
   --log-level LEVEL  pino level (default info); MESH_TRACE=component,... for trace
 ${CONFIG_USAGE}`
 
 export async function runCommand(argv: string[], io: CommandIo): Promise<number> {
+  // Before reading the config: help must work even where the environment's config is bad.
+  if (argv.includes('--help')) {
+    io.stdout.write(USAGE)
+    return 0
+  }
   let parsed
   try {
     parsed = configFromArgs(argv, io.env, {
       options: {
         'tls-dir': { type: 'string' },
         dataplane: { type: 'string' },
+        'envoy-bin': { type: 'string' },
+        'work-dir': { type: 'string' },
         'log-level': { type: 'string' },
-        help: { type: 'boolean' },
       },
     })
   } catch (err) {
@@ -36,13 +46,12 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
     }
     throw err
   }
-  if (parsed.values.help === true) {
-    io.stdout.write(USAGE)
-    return 0
-  }
-  const kind = parsed.values.dataplane ?? 'builtin'
-  if (kind !== 'builtin') {
-    io.stderr.write(`podvm-mesh run: --dataplane ${kind} is not available; use builtin\n`)
+  let choice: DataPlaneChoice
+  try {
+    choice = chooseDataPlane(parsed.values.dataplane ?? 'auto', io.env, parsed.values['envoy-bin'])
+  } catch (err) {
+    if (!isMeshError(err)) throw err
+    io.stderr.write(`podvm-mesh run: ${err.message}\n`)
     return 2
   }
   const log = createRootLogger({
@@ -51,9 +60,12 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   })
   const config = parsed.config
   const tlsDir = parsed.values['tls-dir'] ?? DEFAULT_TLS_DIR
-  log.info({ config, from: parsed.from, tlsDir, dataplane: kind }, 'starting')
+  log.info({ config, from: parsed.from, tlsDir }, 'starting')
 
-  const dataPlane: DataPlane = createBuiltinDataPlane(deriveSpec(config), { log })
+  const dataPlane: DataPlane = createDataPlane(choice, deriveSpec(config), {
+    log,
+    ...(parsed.values['work-dir'] !== undefined ? { workDir: parsed.values['work-dir'] } : {}),
+  })
   const daemon = new MeshDaemon({ config, tlsDir, dataPlane, runner: execRunner, log })
   const admin = await startAdminServer(
     config.admin,

@@ -22,211 +22,230 @@ import {
 } from '../../src/demo/index.js'
 import { applyRuleset, netnsRunner, renderBaseline } from '../../src/netfilter/index.js'
 import { pino } from 'pino'
+import { findEnvoy } from '../../src/agent/index.js'
 import { requireNetns } from './netns.js'
 
 const describeNetns = requireNetns()
+const envoy = findEnvoy(process.env)
 const marker = (tag: string): string => `${tag}-${randomBytes(6).toString('hex')}`
 
-describeNetns('mesh end to end', () => {
-  let lab: MeshLab
-  let appB: EchoApp
-  let appC: EchoApp
-  let daemonA: Daemon
-  let daemonB: Daemon
-  let b: { ipv4: string; ipv6: string; ns: string }
+// The same scenarios against each data plane. Envoy cannot be installed on the build
+// machines: without a binary its cases are skipped with that reason — the one skip
+// allowed under CI.
+const planes = [
+  { kind: 'builtin', prefix: 'pme2e', subnet: 78, skip: undefined },
+  { kind: 'envoy', prefix: 'pme2v', subnet: 82, skip: envoy === undefined ? 'no envoy binary (set ENVOY_BIN or put envoy on PATH)' : undefined },
+] as const
 
-  /** Sends a fresh marker from `from`; answers whether any app saw it. */
-  const reaches = async (from: string, opts: Omit<ProbeOptions, 'marker'>, tag: string) => {
-    const m = marker(tag)
-    const result = await lab.probe(from, { timeoutMs: 2_500, ...opts, marker: m })
-    // The app logs what it received as it arrives; give the log a moment to catch up.
-    await new Promise((r) => setTimeout(r, 150))
-    return { result, reached: appB.sawMarker(m) || appC.sawMarker(m) }
-  }
+for (const plane of planes) {
+  const suite = plane.skip === undefined ? describeNetns : describe.skip
+  suite(`mesh end to end, ${plane.kind} data plane${plane.skip === undefined ? '' : ` (skipped: ${plane.skip})`}`, () => {
+    let lab: MeshLab
+    let appB: EchoApp
+    let appC: EchoApp
+    let daemonA: Daemon
+    let daemonB: Daemon
+    let b: { ipv4: string; ipv6: string; ns: string }
 
-  beforeAll(async () => {
-    lab = await MeshLab.create({ prefix: 'pme2e', subnet: 78, nodes: NODES, hosts: HOSTS })
-    const [a, bn, c] = [lab.node('a'), lab.node('b'), lab.node('c')]
-    b = bn
-    await lab.pki.issue('a', sansFor(a))
-    await lab.pki.issue('b', sansFor(bn))
-    await lab.pki.issue('c', sansFor(c))
-    appB = await lab.startApp('b', { ports: [APP_PORTS.mtls, APP_PORTS.tls, APP_PORTS.plain] })
-    appC = await lab.startApp('c', {
-      ports: [IMPOSTOR_PORT],
-      tls: { cert: `${lab.pki.tlsDir('c')}/certChain.pem`, key: `${lab.pki.tlsDir('c')}/key.pem` },
+    /** Sends a fresh marker from `from`; answers whether any app saw it. */
+    const reaches = async (from: string, opts: Omit<ProbeOptions, 'marker'>, tag: string) => {
+      const m = marker(tag)
+      const result = await lab.probe(from, { timeoutMs: 2_500, ...opts, marker: m })
+      // The app logs what it received as it arrives; give the log a moment to catch up.
+      await new Promise((r) => setTimeout(r, 150))
+      return { result, reached: appB.sawMarker(m) || appC.sawMarker(m) }
+    }
+
+    const dataplaneArgs = (node: string): string[] =>
+      plane.kind === 'builtin'
+        ? ['--dataplane', 'builtin']
+        : ['--dataplane', 'envoy', '--envoy-bin', envoy ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-${node}-${Date.now()}`]
+
+    beforeAll(async () => {
+      lab = await MeshLab.create({ prefix: plane.prefix, subnet: plane.subnet, nodes: NODES, hosts: HOSTS })
+      const [a, bn, c] = [lab.node('a'), lab.node('b'), lab.node('c')]
+      b = bn
+      await lab.pki.issue('a', sansFor(a))
+      await lab.pki.issue('b', sansFor(bn))
+      await lab.pki.issue('c', sansFor(c))
+      appB = await lab.startApp('b', { ports: [APP_PORTS.mtls, APP_PORTS.tls, APP_PORTS.plain] })
+      appC = await lab.startApp('c', {
+        ports: [IMPOSTOR_PORT],
+        tls: { cert: `${lab.pki.tlsDir('c')}/certChain.pem`, key: `${lab.pki.tlsDir('c')}/key.pem` },
+      })
+      daemonB = lab.startDaemon('b', ['--ingress', B_INGRESS, '--tls-dir', lab.pki.tlsDir('b'), ...dataplaneArgs('b')])
+      daemonA = lab.startDaemon('a', ['--egress', A_EGRESS, '--tls-dir', lab.pki.tlsDir('a'), ...dataplaneArgs('a')])
+      await Promise.all([daemonA.waitReady(), daemonB.waitReady()])
+    }, 90_000)
+
+    afterAll(async () => {
+      await lab?.destroy()
+    }, 60_000)
+
+    it("A's app reaches B:8080 through 127.137.0.1:8080 and the bytes echo both ways", async () => {
+      const m = marker('A-TO-B')
+      const r = await lab.probe('a', { host: A_EGRESS_B, port: APP_PORTS.mtls, marker: m })
+      expect(r).toMatchObject({ connected: true, echoed: true })
+      expect(r.error).toBeUndefined()
+      expect(appB.sawMarker(m)).toBe(true)
     })
-    daemonB = lab.startDaemon('b', ['--ingress', B_INGRESS, '--tls-dir', lab.pki.tlsDir('b')])
-    daemonA = lab.startDaemon('a', ['--egress', A_EGRESS, '--tls-dir', lab.pki.tlsDir('a')])
-    await Promise.all([daemonA.waitReady(), daemonB.waitReady()])
-  }, 90_000)
 
-  afterAll(async () => {
-    await lab?.destroy()
-  }, 60_000)
+    it('a 50 MB transfer through both data planes keeps its checksum', async () => {
+      const r = await lab.probe('a', { host: A_EGRESS_B, port: APP_PORTS.mtls, bulkBytes: 50 * 1024 * 1024, timeoutMs: 60_000 })
+      expect(r.error).toBeUndefined()
+      expect(r.received).toBe(50 * 1024 * 1024)
+      expect(r.sha256Received).toBe(r.sha256Sent)
+    }, 90_000)
 
-  it("A's app reaches B:8080 through 127.137.0.1:8080 and the bytes echo both ways", async () => {
-    const m = marker('A-TO-B')
-    const r = await lab.probe('a', { host: A_EGRESS_B, port: APP_PORTS.mtls, marker: m })
-    expect(r).toMatchObject({ connected: true, echoed: true })
-    expect(r.error).toBeUndefined()
-    expect(appB.sawMarker(m)).toBe(true)
-  })
-
-  it('a 50 MB transfer through both data planes keeps its checksum', async () => {
-    const r = await lab.probe('a', { host: A_EGRESS_B, port: APP_PORTS.mtls, bulkBytes: 50 * 1024 * 1024, timeoutMs: 60_000 })
-    expect(r.error).toBeUndefined()
-    expect(r.received).toBe(50 * 1024 * 1024)
-    expect(r.sha256Received).toBe(r.sha256Sent)
-  }, 90_000)
-
-  it('the wire between A and B is TLS: the capture has no marker, while a plaintext control does show', async () => {
-    const capture = await lab.capture('b')
-    const secret = marker('WIRE-SECRET')
-    const control = marker('WIRE-CONTROL')
-    const viaMesh = await lab.probe('a', { host: A_EGRESS_B, port: APP_PORTS.mtls, marker: secret })
-    const plain = await lab.probe('c', { host: b.ipv4, port: APP_PORTS.plain, marker: control })
-    const pcap = await capture.stop()
-    expect(viaMesh.echoed).toBe(true)
-    expect(plain.echoed).toBe(true)
-    // The control proves the capture sees payloads; the secret must not be among them.
-    expect(pcap.includes(Buffer.from(control))).toBe(true)
-    expect(pcap.includes(Buffer.from(secret))).toBe(false)
-    expect(appB.sawMarker(secret)).toBe(true)
-  })
-
-  it.each([
-    ['IPv4', 'ipv4'],
-    ['IPv6', 'ipv6'],
-  ] as const)('C -> B:8080 in plaintext never reaches the app (%s)', async (_label, family) => {
-    const { result, reached } = await reaches('c', { host: b[family], port: APP_PORTS.mtls }, 'C-PLAIN')
-    expect(reached).toBe(false)
-    expect(result.echoed).toBe(false)
-  })
-
-  it('C -> B:8080 with TLS but no client certificate is rejected', async () => {
-    const { result, reached } = await reaches('c', { host: b.ipv4, port: APP_PORTS.mtls, tls: {} }, 'C-NOCERT')
-    expect(reached).toBe(false)
-    expect(result.echoed).toBe(false)
-  })
-
-  it('C -> B:8080 with a client certificate from another CA is rejected', async () => {
-    const tls = { cert: lab.pki.foreign.cert, key: lab.pki.foreign.key }
-    const { result, reached } = await reaches('c', { host: b.ipv4, port: APP_PORTS.mtls, tls }, 'C-FOREIGN')
-    expect(reached).toBe(false)
-    expect(result.echoed).toBe(false)
-  })
-
-  it.each([
-    ['IPv4', 'ipv4'],
-    ['IPv6', 'ipv6'],
-  ] as const)('C -> B:8443 (#false) with TLS and no client certificate reaches the app (%s)', async (_l, family) => {
-    const { result, reached } = await reaches('c', { host: b[family], port: APP_PORTS.tls, tls: {} }, 'C-8443')
-    expect(result.echoed).toBe(true)
-    expect(result.tls?.protocol).toBe('TLSv1.3')
-    expect(reached).toBe(true)
-  })
-
-  it.each([
-    ['IPv4', 'ipv4'],
-    ['IPv6', 'ipv6'],
-  ] as const)('C -> B:7890 (#true) in plaintext reaches the app (%s)', async (_l, family) => {
-    const { result, reached } = await reaches('c', { host: b[family], port: APP_PORTS.plain }, 'C-7890')
-    expect(result.echoed).toBe(true)
-    expect(reached).toBe(true)
-  })
-
-  it("A's egress refuses a server with a mesh certificate for another name (secure naming)", async () => {
-    const { result, reached } = await reaches('a', { host: A_EGRESS_DB, port: IMPOSTOR_PORT }, 'A-IMPOSTOR')
-    expect(result.echoed).toBe(false)
-    expect(reached).toBe(false)
-    expect(JSON.stringify(daemonA.records())).toContain('SAN_MISMATCH')
-  })
-
-  it('serves /readyz and Prometheus /metrics on the loopback admin port', async () => {
-    const script =
-      "const r=await fetch('http://127.0.0.1:15020/readyz');const m=await (await fetch('http://127.0.0.1:15020/metrics')).text();" +
-      'console.log(JSON.stringify({status:r.status,metrics:m}))'
-    const out = await lab.topology.exec('b', process.execPath, ['--input-type=module', '-e', script])
-    const { status, metrics } = JSON.parse(out.stdout) as { status: number; metrics: string }
-    expect(status).toBe(200)
-    expect(metrics).toMatch(/^podvm_mesh_ready 1$/m)
-    expect(metrics).toMatch(/^podvm_mesh_handshakes_total\{listener="ingress"\} [1-9]/m)
-    expect(metrics).toMatch(/^podvm_mesh_failures_total\{reason="[A-Z_]+"\} [1-9]/m)
-  })
-
-  it('replaced certificate files: a long-lived stream survives, new connections get the new certificate', async () => {
-    const before = await lab.probe('c', { host: b.ipv4, port: APP_PORTS.tls, marker: marker('SERIAL-1'), tls: {} })
-    const stream = lab.probe('a', { host: A_EGRESS_B, port: APP_PORTS.mtls, marker: marker('STREAM'), holdMs: 6_000, timeoutMs: 20_000 })
-    await new Promise((r) => setTimeout(r, 1_500))
-    const reloads = daemonB.records().filter((r) => r['msg'] === 'certificates loaded').length
-    const { serial } = await lab.pki.issue('b', sansFor(lab.node('b')))
-    await daemonB.waitFor(
-      () => daemonB.records().filter((r) => r['msg'] === 'certificates loaded').length > reloads,
-      10_000,
-      'B to load the new certificates',
-    )
-    const after = await lab.probe('c', { host: b.ipv4, port: APP_PORTS.tls, marker: marker('SERIAL-2'), tls: {} })
-    const held = await stream
-    expect(before.tls?.peerSerial).not.toBe(serial)
-    expect(after.tls?.peerSerial).toBe(serial)
-    expect(held.error).toBeUndefined()
-    expect(held.heartbeats).toBeGreaterThanOrEqual(5)
-  }, 40_000)
-
-  describe('fail closed', () => {
-    it.each([
-      ['IPv4', 'ipv4'],
-      ['IPv6', 'ipv6'],
-    ] as const)('with the final ruleset and B’s daemon killed (SIGKILL), nothing reaches B’s app (%s)', async (_l, family) => {
-      if (daemonB.child.exitCode === null && daemonB.child.signalCode === null) {
-        daemonB.kill('SIGKILL')
-        await daemonB.exited
-      }
-      for (const port of [APP_PORTS.mtls, APP_PORTS.tls]) {
-        const { reached } = await reaches('c', { host: b[family], port }, `C-DEAD-${port}`)
-        expect(reached).toBe(false)
-      }
-      // Control: the path itself works — the #true port is still let through.
-      expect((await reaches('c', { host: b[family], port: APP_PORTS.plain }, 'C-DEAD-CONTROL')).reached).toBe(true)
+    it('the wire between A and B is TLS: the capture has no marker, while a plaintext control does show', async () => {
+      const capture = await lab.capture('b')
+      const secret = marker('WIRE-SECRET')
+      const control = marker('WIRE-CONTROL')
+      const viaMesh = await lab.probe('a', { host: A_EGRESS_B, port: APP_PORTS.mtls, marker: secret })
+      const plain = await lab.probe('c', { host: b.ipv4, port: APP_PORTS.plain, marker: control })
+      const pcap = await capture.stop()
+      expect(viaMesh.echoed).toBe(true)
+      expect(plain.echoed).toBe(true)
+      // The control proves the capture sees payloads; the secret must not be among them.
+      expect(pcap.includes(Buffer.from(control))).toBe(true)
+      expect(pcap.includes(Buffer.from(secret))).toBe(false)
+      expect(appB.sawMarker(secret)).toBe(true)
     })
 
     it.each([
       ['IPv4', 'ipv4'],
       ['IPv6', 'ipv6'],
-    ] as const)('with only the baseline installed, nothing C sends reaches B’s app (%s)', async (_l, family) => {
-      await applyRuleset(renderBaseline(), netnsRunner(b.ns), pino({ level: 'silent' }))
-      for (const port of [APP_PORTS.mtls, APP_PORTS.tls, APP_PORTS.plain]) {
-        const { reached } = await reaches('c', { host: b[family], port }, `C-BASELINE-${port}`)
-        expect(reached).toBe(false)
-      }
+    ] as const)('C -> B:8080 in plaintext never reaches the app (%s)', async (_label, family) => {
+      const { result, reached } = await reaches('c', { host: b[family], port: APP_PORTS.mtls }, 'C-PLAIN')
+      expect(reached).toBe(false)
+      expect(result.echoed).toBe(false)
     })
 
-    it('a daemon that boots without certificates keeps the pod closed, then opens once they appear', async () => {
-      const dir = `${lab.workDir}/late-certs`
-      const late = lab.startDaemon('b', ['--ingress', B_INGRESS, '--tls-dir', dir])
-      await late.waitFor((l) => l.includes('"to":"waiting-certificates"'), 15_000, 'B to wait for certificates')
-      for (const port of [APP_PORTS.mtls, APP_PORTS.tls, APP_PORTS.plain]) {
-        expect((await reaches('c', { host: b.ipv4, port, ...(port === APP_PORTS.tls ? { tls: {} } : {}) }, 'C-EARLY')).reached).toBe(false)
-      }
-      await lab.pki.issue('b', sansFor(lab.node('b')), dir)
-      await late.waitReady()
-      expect((await reaches('c', { host: b.ipv4, port: APP_PORTS.tls, tls: {} }, 'C-LATE')).reached).toBe(true)
-      late.kill('SIGKILL')
-      await late.exited
+    it('C -> B:8080 with TLS but no client certificate is rejected', async () => {
+      const { result, reached } = await reaches('c', { host: b.ipv4, port: APP_PORTS.mtls, tls: {} }, 'C-NOCERT')
+      expect(reached).toBe(false)
+      expect(result.echoed).toBe(false)
+    })
+
+    it('C -> B:8080 with a client certificate from another CA is rejected', async () => {
+      const tls = { cert: lab.pki.foreign.cert, key: lab.pki.foreign.key }
+      const { result, reached } = await reaches('c', { host: b.ipv4, port: APP_PORTS.mtls, tls }, 'C-FOREIGN')
+      expect(reached).toBe(false)
+      expect(result.echoed).toBe(false)
+    })
+
+    it.each([
+      ['IPv4', 'ipv4'],
+      ['IPv6', 'ipv6'],
+    ] as const)('C -> B:8443 (#false) with TLS and no client certificate reaches the app (%s)', async (_l, family) => {
+      const { result, reached } = await reaches('c', { host: b[family], port: APP_PORTS.tls, tls: {} }, 'C-8443')
+      expect(result.echoed).toBe(true)
+      expect(result.tls?.protocol).toBe('TLSv1.3')
+      expect(reached).toBe(true)
+    })
+
+    it.each([
+      ['IPv4', 'ipv4'],
+      ['IPv6', 'ipv6'],
+    ] as const)('C -> B:7890 (#true) in plaintext reaches the app (%s)', async (_l, family) => {
+      const { result, reached } = await reaches('c', { host: b[family], port: APP_PORTS.plain }, 'C-7890')
+      expect(result.echoed).toBe(true)
+      expect(reached).toBe(true)
+    })
+
+    it("A's egress refuses a server with a mesh certificate for another name (secure naming)", async () => {
+      const { result, reached } = await reaches('a', { host: A_EGRESS_DB, port: IMPOSTOR_PORT }, 'A-IMPOSTOR')
+      expect(result.echoed).toBe(false)
+      expect(reached).toBe(false)
+      // The builtin data plane names the reason; Envoy reports it in its own words.
+      if (plane.kind === 'builtin') expect(JSON.stringify(daemonA.records())).toContain('SAN_MISMATCH')
+    })
+
+    it('serves /readyz and Prometheus /metrics on the loopback admin port', async () => {
+      const script =
+        "const r=await fetch('http://127.0.0.1:15020/readyz');const m=await (await fetch('http://127.0.0.1:15020/metrics')).text();" +
+        'console.log(JSON.stringify({status:r.status,metrics:m}))'
+      const out = await lab.topology.exec('b', process.execPath, ['--input-type=module', '-e', script])
+      const { status, metrics } = JSON.parse(out.stdout) as { status: number; metrics: string }
+      expect(status).toBe(200)
+      expect(metrics).toMatch(/^podvm_mesh_ready 1$/m)
+      expect(metrics).toMatch(/^podvm_mesh_handshakes_total\{listener="ingress"\} [1-9]/m)
+      expect(metrics).toMatch(/^podvm_mesh_failures_total\{reason="[A-Z_]+"\} [1-9]/m)
+    })
+
+    it('replaced certificate files: a long-lived stream survives, new connections get the new certificate', async () => {
+      const before = await lab.probe('c', { host: b.ipv4, port: APP_PORTS.tls, marker: marker('SERIAL-1'), tls: {} })
+      const stream = lab.probe('a', { host: A_EGRESS_B, port: APP_PORTS.mtls, marker: marker('STREAM'), holdMs: 6_000, timeoutMs: 20_000 })
+      await new Promise((r) => setTimeout(r, 1_500))
+      const reloads = daemonB.records().filter((r) => r['msg'] === 'certificates loaded').length
+      const { serial } = await lab.pki.issue('b', sansFor(lab.node('b')))
+      await daemonB.waitFor(
+        () => daemonB.records().filter((r) => r['msg'] === 'certificates loaded').length > reloads,
+        10_000,
+        'B to load the new certificates',
+      )
+      const after = await lab.probe('c', { host: b.ipv4, port: APP_PORTS.tls, marker: marker('SERIAL-2'), tls: {} })
+      const held = await stream
+      expect(before.tls?.peerSerial).not.toBe(serial)
+      expect(after.tls?.peerSerial).toBe(serial)
+      expect(held.error).toBeUndefined()
+      expect(held.heartbeats).toBeGreaterThanOrEqual(5)
     }, 40_000)
 
-    it('SIGTERM drains and puts the closed baseline back; teardown removes everything', async () => {
-      daemonA.kill('SIGTERM')
-      expect(await daemonA.exited).toBe(0)
-      const table = await lab.topology.exec('a', 'nft', ['list', 'table', 'inet', 'podvm_mesh'])
-      expect(table.stdout).toContain('baseline: nothing inbound before the mesh is ready')
-      expect(table.stdout).not.toContain('tproxy')
-      const down = await lab.topology.exec('a', process.execPath, [`${DIST}/cli.js`, 'teardown'])
-      expect(down.code).toBe(0)
-      expect((await lab.topology.exec('a', 'nft', ['list', 'tables'])).stdout).not.toContain('podvm_mesh')
-      expect((await lab.topology.exec('a', 'ip', ['rule', 'show'])).stdout).not.toContain('0x50e')
-      expect((await lab.topology.exec('a', 'ip', ['-6', 'rule', 'show'])).stdout).not.toContain('0x50e')
-    }, 30_000)
+    describe('fail closed', () => {
+      it.each([
+        ['IPv4', 'ipv4'],
+        ['IPv6', 'ipv6'],
+      ] as const)('with the final ruleset and B’s daemon killed (SIGKILL), nothing reaches B’s app (%s)', async (_l, family) => {
+        if (daemonB.child.exitCode === null && daemonB.child.signalCode === null) {
+          daemonB.kill('SIGKILL')
+          await daemonB.exited
+        }
+        for (const port of [APP_PORTS.mtls, APP_PORTS.tls]) {
+          const { reached } = await reaches('c', { host: b[family], port }, `C-DEAD-${port}`)
+          expect(reached).toBe(false)
+        }
+        // Control: the path itself works — the #true port is still let through.
+        expect((await reaches('c', { host: b[family], port: APP_PORTS.plain }, 'C-DEAD-CONTROL')).reached).toBe(true)
+      })
+
+      it.each([
+        ['IPv4', 'ipv4'],
+        ['IPv6', 'ipv6'],
+      ] as const)('with only the baseline installed, nothing C sends reaches B’s app (%s)', async (_l, family) => {
+        await applyRuleset(renderBaseline(), netnsRunner(b.ns), pino({ level: 'silent' }))
+        for (const port of [APP_PORTS.mtls, APP_PORTS.tls, APP_PORTS.plain]) {
+          const { reached } = await reaches('c', { host: b[family], port }, `C-BASELINE-${port}`)
+          expect(reached).toBe(false)
+        }
+      })
+
+      it('a daemon that boots without certificates keeps the pod closed, then opens once they appear', async () => {
+        const dir = `${lab.workDir}/late-certs`
+        const late = lab.startDaemon('b', ['--ingress', B_INGRESS, '--tls-dir', dir, ...dataplaneArgs('b')])
+        await late.waitFor((l) => l.includes('"to":"waiting-certificates"'), 15_000, 'B to wait for certificates')
+        for (const port of [APP_PORTS.mtls, APP_PORTS.tls, APP_PORTS.plain]) {
+          expect((await reaches('c', { host: b.ipv4, port, ...(port === APP_PORTS.tls ? { tls: {} } : {}) }, 'C-EARLY')).reached).toBe(false)
+        }
+        await lab.pki.issue('b', sansFor(lab.node('b')), dir)
+        await late.waitReady()
+        expect((await reaches('c', { host: b.ipv4, port: APP_PORTS.tls, tls: {} }, 'C-LATE')).reached).toBe(true)
+        late.kill('SIGKILL')
+        await late.exited
+      }, 40_000)
+
+      it('SIGTERM drains and puts the closed baseline back; teardown removes everything', async () => {
+        daemonA.kill('SIGTERM')
+        expect(await daemonA.exited).toBe(0)
+        const table = await lab.topology.exec('a', 'nft', ['list', 'table', 'inet', 'podvm_mesh'])
+        expect(table.stdout).toContain('baseline: nothing inbound before the mesh is ready')
+        expect(table.stdout).not.toContain('tproxy')
+        const down = await lab.topology.exec('a', process.execPath, [`${DIST}/cli.js`, 'teardown'])
+        expect(down.code).toBe(0)
+        expect((await lab.topology.exec('a', 'nft', ['list', 'tables'])).stdout).not.toContain('podvm_mesh')
+        expect((await lab.topology.exec('a', 'ip', ['rule', 'show'])).stdout).not.toContain('0x50e')
+        expect((await lab.topology.exec('a', 'ip', ['-6', 'rule', 'show'])).stdout).not.toContain('0x50e')
+      }, 30_000)
+    })
   })
-})
+}

@@ -1,0 +1,71 @@
+// Which data plane `run` starts: Envoy where the image ships it, the builtin one
+// otherwise. `auto` looks for an executable Envoy and logs what it chose and why.
+
+import { accessSync, constants } from 'node:fs'
+import { delimiter, join } from 'node:path'
+import type { Logger } from 'pino'
+import {
+  DEFAULT_ENVOY_WORK_DIR,
+  EnvoyDataPlane,
+  createBuiltinDataPlane,
+  type DataPlane,
+  type DataPlaneSpec,
+} from '../dataplane/index.js'
+import { AgentError } from './errors.js'
+
+export type DataPlaneKind = 'builtin' | 'envoy' | 'auto'
+
+export interface DataPlaneChoice {
+  readonly kind: 'builtin' | 'envoy'
+  readonly reason: string
+  readonly envoyPath?: string
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** `--envoy-bin` (a path or a name looked up on PATH), else `envoy` on PATH. */
+export function findEnvoy(env: NodeJS.ProcessEnv, configured?: string): string | undefined {
+  const wanted = configured ?? env['ENVOY_BIN'] ?? 'envoy'
+  if (wanted.includes('/')) return executable(wanted) ? wanted : undefined
+  for (const dir of (env['PATH'] ?? '').split(delimiter)) {
+    if (dir !== '' && executable(join(dir, wanted))) return join(dir, wanted)
+  }
+  return undefined
+}
+
+export function chooseDataPlane(kind: string, env: NodeJS.ProcessEnv, envoyBin?: string): DataPlaneChoice {
+  if (kind !== 'builtin' && kind !== 'envoy' && kind !== 'auto') {
+    throw new AgentError('AGENT_BAD_ARGS', `--dataplane must be builtin, envoy or auto, got "${kind}"`, { kind })
+  }
+  if (kind === 'builtin') return { kind: 'builtin', reason: 'requested' }
+  const envoyPath = findEnvoy(env, envoyBin)
+  if (envoyPath !== undefined) return { kind: 'envoy', reason: kind === 'auto' ? `found ${envoyPath}` : 'requested', envoyPath }
+  if (kind === 'envoy') {
+    throw new AgentError('AGENT_BAD_ARGS', `--dataplane envoy: no executable envoy (${envoyBin ?? env['ENVOY_BIN'] ?? 'envoy on PATH'})`, {
+      kind,
+    })
+  }
+  return { kind: 'builtin', reason: 'no envoy executable found' }
+}
+
+export function createDataPlane(
+  choice: DataPlaneChoice,
+  spec: DataPlaneSpec,
+  opts: { log: Logger; workDir?: string },
+): DataPlane {
+  opts.log.info({ dataplane: choice.kind, reason: choice.reason }, 'data plane chosen')
+  if (choice.kind === 'builtin') return createBuiltinDataPlane(spec, { log: opts.log })
+  return new EnvoyDataPlane({
+    spec,
+    log: opts.log,
+    workDir: opts.workDir ?? DEFAULT_ENVOY_WORK_DIR,
+    ...(choice.envoyPath !== undefined ? { envoyPath: choice.envoyPath } : {}),
+  })
+}
