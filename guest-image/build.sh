@@ -11,10 +11,8 @@ die() { echo "guest-image/build.sh: $*" >&2; exit 1; }
 command -v mkosi >/dev/null || die "mkosi is not installed (apt-get install mkosi; scripts/setup.sh does it)"
 [ -f dist/cli.js ] || die "dist/ is missing; run npm run build first"
 
-# The baseline the unit loads must be exactly what the renderer prints.
-rendered=$(node guest-image/render-baseline.mjs)
-committed=$(cat guest-image/tree/etc/podvm-mesh/baseline.nft)
-[ "$rendered" = "$committed" ] || die "guest-image/tree/etc/podvm-mesh/baseline.nft differs from the renderer's baseline; regenerate it with: node guest-image/render-baseline.mjs > guest-image/tree/etc/podvm-mesh/baseline.nft"
+# The baseline the unit loads must be exactly what `podvm-mesh render nft --baseline` prints.
+node dist/cli.js render nft --baseline | cmp -s - guest-image/tree/etc/podvm-mesh/baseline.nft || die "guest-image/tree/etc/podvm-mesh/baseline.nft differs from \`podvm-mesh render nft --baseline\`; regenerate it: node dist/cli.js render nft --baseline > guest-image/tree/etc/podvm-mesh/baseline.nft"
 
 # Node >= 20: Debian bookworm's nodejs is 18, so the build machine's own node binary
 # (the runtime the daemon is built and tested with) goes into the image.
@@ -42,5 +40,5 @@ ln -sf /usr/lib/systemd/system/podvm-mesh-baseline.service "$units/kata-agent.se
 ln -sf /usr/lib/systemd/system/podvm-mesh-baseline.service "$units/sysinit.target.wants/podvm-mesh-baseline.service"
 ln -sf /usr/lib/systemd/system/podvm-mesh.service "$units/multi-user.target.wants/podvm-mesh.service"
 
-mkosi --default mkosi.conf --force build "$@"
+mkosi --default mkosi.conf --force "$@" build
 echo "guest-image/build.sh: image tree in mkosi.output/podvm-mesh-guest"

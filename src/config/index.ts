@@ -42,6 +42,7 @@ export {
   digestForField,
   encodeInitdataAnnotation,
   encodeInitdataBlock,
+  findInitdataBlockDevice,
   initdataDigest,
   initdataFromAnnotation,
   initdataFromBlock,

@@ -6,7 +6,8 @@
 // re-serialized.
 
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs'
+import { join } from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { InitdataError } from './initdata-errors.js'
@@ -177,6 +178,36 @@ export function readInitdataBlockDevice(path: string): InitdataDocument {
   } finally {
     closeSync(fd)
   }
+}
+
+/** Whole virtio/SCSI disks, where the Kata runtime attaches the initdata device. */
+const DISK_NAME = /^(?:vd|sd)[a-z]+$/
+
+/**
+ * The first whole disk under `devDir` that starts with the `initdata` magic, in name
+ * order; undefined when none does. Unreadable devices are passed over.
+ */
+export function findInitdataBlockDevice(devDir = '/dev'): string | undefined {
+  let names: string[]
+  try {
+    names = readdirSync(devDir).filter((n) => DISK_NAME.test(n)).sort()
+  } catch {
+    return undefined
+  }
+  for (const name of names) {
+    const path = join(devDir, name)
+    let fd: number | undefined
+    try {
+      fd = openSync(path, 'r')
+      const magic = Buffer.alloc(8)
+      if (readSync(fd, magic, 0, 8, 0) === 8 && magic.toString('latin1') === INITDATA_MAGIC) return path
+    } catch {
+      // Not readable (or gone): not ours.
+    } finally {
+      if (fd !== undefined) closeSync(fd)
+    }
+  }
+  return undefined
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/

@@ -12,6 +12,7 @@ import {
   digestForField,
   encodeInitdataAnnotation,
   encodeInitdataBlock,
+  findInitdataBlockDevice,
   initdataDigest,
   initdataFromAnnotation,
   initdataFromBlock,
@@ -175,6 +176,31 @@ describe('block device form', () => {
   })
 })
 
+describe('findInitdataBlockDevice', () => {
+  it('finds the first whole disk with the magic, ignoring partitions, other names and empty disks', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'initdata-dev-'))
+    try {
+      writeFileSync(join(dir, 'vda'), Buffer.alloc(1024))
+      writeFileSync(join(dir, 'vdb1'), block(gzipSync(DOC)))
+      writeFileSync(join(dir, 'loop0'), block(gzipSync(DOC)))
+      writeFileSync(join(dir, 'vdc'), Buffer.from('init'))
+      expect(findInitdataBlockDevice(dir)).toBeUndefined()
+      writeFileSync(join(dir, 'vdd'), block(gzipSync(DOC)))
+      writeFileSync(join(dir, 'sdb'), block(gzipSync(DOC)))
+      expect(findInitdataBlockDevice(dir)).toBe(join(dir, 'sdb'))
+      rmSync(join(dir, 'sdb'))
+      expect(findInitdataBlockDevice(dir)).toBe(join(dir, 'vdd'))
+      expect(readInitdataBlockDevice(join(dir, 'vdd')).algorithm).toBe('sha384')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a missing directory gives undefined', () => {
+    expect(findInitdataBlockDevice(join(tmpdir(), 'no-such-dev-dir-podvm'))).toBeUndefined()
+  })
+})
+
 describe('annotation form', () => {
   it('reads base64(gzip(TOML)) written independently', () => {
     const value = gzipSync(DOC).toString('base64')
@@ -233,7 +259,7 @@ describe('digest', () => {
   it('refuses a different evidence value with both values in details', () => {
     const digest = initdataDigest(parseInitdataToml(DOC))
     const other = Buffer.from(digestForField(digest, 'snp-host-data'))
-    other[31] ^= 1
+    other.writeUInt8(other.readUInt8(31) ^ 1, 31)
     const err = thrown(() => checkInitdataDigest(digest, other))
     expect(err).toMatchObject({
       code: 'INITDATA_DIGEST_MISMATCH',

@@ -10,7 +10,6 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, it, expect } from 'vitest'
 import { meshConfigFromStrings } from '../../src/config/index.js'
-import { renderBaseline } from '../../src/netfilter/index.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const TREE = join(ROOT, 'mkosi.output/podvm-mesh-guest')
@@ -66,11 +65,13 @@ describe.skipIf(missing !== undefined && !CI)(`guest image${missing !== undefine
     expect(r.stderr.trim()).toBe('')
   })
 
-  it("the baseline unit's ruleset is the renderer's and loads with nft -c, with the host's nft and the image's", () => {
+  it("the baseline unit's ruleset is what the tree's podvm-mesh render nft --baseline prints, and loads with nft -c, with the host's nft and the image's", () => {
     const unit = readFileSync(join(TREE, 'usr/lib/systemd/system/podvm-mesh-baseline.service'), 'utf8')
     const file = /^ExecStart=\/usr\/sbin\/nft -f (\S+)$/m.exec(unit)?.[1]
     expect(file).toBe('/etc/podvm-mesh/baseline.nft')
-    expect(readFileSync(join(TREE, file as string), 'utf8')).toBe(renderBaseline().nft)
+    const rendered = run('chroot', [TREE, '/usr/local/bin/podvm-mesh', 'render', 'nft', '--baseline'])
+    expect(rendered.status, rendered.stderr).toBe(0)
+    expect(readFileSync(join(TREE, file as string), 'utf8')).toBe(rendered.stdout)
     const host = run('nft', ['-c', '-f', join(TREE, file as string)])
     expect(host.status, host.stderr).toBe(0)
     const inImage = run('chroot', [TREE, '/usr/sbin/nft', '-c', '-f', file as string])

@@ -1,7 +1,8 @@
 // Fast checks of what guest-image/ commits; test/guest-image/image.test.ts builds the image.
 import { readFileSync } from 'node:fs'
 import { describe, it, expect } from 'vitest'
-import { renderBaseline } from '../../src/netfilter/index.js'
+import { Writable } from 'node:stream'
+import { main } from '../../src/cli.js'
 
 const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8')
 
@@ -50,8 +51,17 @@ describe('guest-image units', () => {
     expect(words(daemon, 'Unit', 'Before')).not.toContain('kata-agent.service')
   })
 
-  it('the committed baseline ruleset is exactly what the renderer prints', () => {
-    expect(read('guest-image/tree/etc/podvm-mesh/baseline.nft')).toBe(renderBaseline().nft)
+  it('the committed baseline ruleset is exactly what `podvm-mesh render nft --baseline` prints', async () => {
+    let out = ''
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        out += String(chunk)
+        cb()
+      },
+    })
+    expect(await main(['render', 'nft', '--baseline'], { stdout: sink, stderr: sink, env: {} })).toBe(0)
+    expect(out).toContain('table inet podvm_mesh')
+    expect(read('guest-image/tree/etc/podvm-mesh/baseline.nft')).toBe(out)
   })
 
   it('mkosi.conf: Debian bookworm, directory format, docs kept (mkosi 14 here), the staged tree, the packages the units use', () => {
