@@ -1,0 +1,127 @@
+// TLS material turned into the contexts every connection shares. Building a
+// SecureContext parses PEM and loads the CA store: done once per credential
+// generation, never per connection (a context per connect halves the handshake rate).
+// A swap builds a new generation; established connections keep the one they
+// started with, because a TLSSocket holds its own reference to its context.
+
+import { X509Certificate } from 'node:crypto'
+import tls from 'node:tls'
+import type { TlsMaterial } from '../dataplane.js'
+import { DataPlaneError } from '../errors.js'
+
+/** TLS 1.3 suites first; the 1.2 list is ECDHE + AEAD only. */
+const CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':')
+const CURVES = 'X25519:P-256'
+
+/** Upper bound on cached client sessions; one per upstream (host, port, expected name). */
+export const SESSION_CACHE_ENTRIES = 256
+
+/**
+ * Client-side TLS sessions by upstream. Insertion order doubles as recency: a
+ * refreshed entry moves to the end and the oldest is evicted first. Tied to one
+ * credential generation so a session verified under an old mesh CA never resumes
+ * after a CA change.
+ */
+export class SessionCache {
+  readonly #entries = new Map<string, Buffer>()
+  readonly #max: number
+
+  constructor(max = SESSION_CACHE_ENTRIES) {
+    this.#max = max
+  }
+
+  get(key: string): Buffer | undefined {
+    return this.#entries.get(key)
+  }
+
+  set(key: string, session: Buffer): void {
+    this.#entries.delete(key)
+    this.#entries.set(key, session)
+    if (this.#entries.size > this.#max) {
+      const oldest = this.#entries.keys().next().value
+      if (oldest !== undefined) this.#entries.delete(oldest)
+    }
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key)
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+}
+
+export interface Credentials {
+  /** 1 for the first material, +1 per swap; logged so a connection's generation is traceable. */
+  readonly generation: number
+  /** Leaf certificate, for logs. */
+  readonly leaf: { readonly subjectAltName: string | undefined; readonly validTo: string; readonly fingerprint256: string }
+  /**
+   * One server context for both ingress variants: whether a client certificate is
+   * requested is a per-socket option, not a context property.
+   */
+  readonly server: tls.SecureContext
+  readonly client: tls.SecureContext
+  readonly sessions: SessionCache
+}
+
+function firstCertificate(pem: string, field: string): X509Certificate {
+  const begin = pem.indexOf('-----BEGIN CERTIFICATE-----')
+  const endMarker = '-----END CERTIFICATE-----'
+  const end = pem.indexOf(endMarker, begin)
+  if (begin < 0 || end < 0) {
+    throw new DataPlaneError('DATAPLANE_CREDENTIALS', `${field} holds no PEM certificate`, { field })
+  }
+  try {
+    return new X509Certificate(pem.slice(begin, end + endMarker.length))
+  } catch (cause) {
+    throw new DataPlaneError('DATAPLANE_CREDENTIALS', `${field}: first certificate does not parse`, { field }, { cause })
+  }
+}
+
+const SESSION_ID_CONTEXT = 'podvm-mesh'
+
+export function buildCredentials(material: TlsMaterial, generation: number, sessionCacheEntries?: number): Credentials {
+  firstCertificate(material.meshCa, 'meshCa')
+  const leaf = firstCertificate(material.certChain, 'certChain')
+  const common: tls.SecureContextOptions = {
+    cert: material.certChain,
+    key: material.key,
+    ca: material.meshCa,
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.3',
+    ciphers: CIPHERS,
+    ecdhCurve: CURVES,
+  }
+  let server: tls.SecureContext
+  let client: tls.SecureContext
+  try {
+    // A server that verifies client certificates must name its session-ID context,
+    // or OpenSSL refuses every resumption attempt with SESSION_ID_CONTEXT_UNINITIALIZED
+    // (tls.Server sets one itself; raw TLSSockets over our own listeners do not).
+    server = tls.createSecureContext({ ...common, sessionIdContext: SESSION_ID_CONTEXT })
+    client = tls.createSecureContext(common)
+  } catch (cause) {
+    // OpenSSL's message names the problem (key mismatch, bad PEM); it never contains key bytes.
+    const reason = cause instanceof Error ? cause.message : String(cause)
+    throw new DataPlaneError('DATAPLANE_CREDENTIALS', `TLS material rejected: ${reason}`, { reason }, { cause })
+  }
+  return {
+    generation,
+    leaf: { subjectAltName: leaf.subjectAltName, validTo: leaf.validTo, fingerprint256: leaf.fingerprint256 },
+    server,
+    client,
+    sessions: new SessionCache(sessionCacheEntries),
+  }
+}

@@ -1,0 +1,71 @@
+// Byte forwarding between the two legs of a proxied connection.
+//
+// - Data: `pipe` both ways, so backpressure is the streams' and no chunk is copied
+//   or inspected here.
+// - Half-close: pipe's `end` propagation; both legs are allowHalfOpen, so an end
+//   (FIN, or TLS close_notify) on one side becomes an end on the other while the
+//   opposite direction keeps flowing.
+// - Reset: an error on one leg (ECONNRESET, a TLS alert, a timeout) or a close
+//   before both directions finished resets the other leg's TCP socket (RST), so a
+//   truncated stream never looks like a clean end to the peer.
+
+import type net from 'node:net'
+
+export interface Leg {
+  /** What carries the payload: the TCP socket itself, or a TLSSocket over it. */
+  readonly stream: net.Socket
+  /** The TCP socket underneath; for a plaintext leg the same object as `stream`. */
+  readonly tcp: net.Socket
+}
+
+function resetTcp(tcp: net.Socket): void {
+  if (tcp.destroyed) return
+  try {
+    tcp.resetAndDestroy()
+  } catch {
+    // The handle is already closing (or is not a TCP handle): a plain destroy is all that is left.
+    tcp.destroy()
+  }
+}
+
+/** Sends RST on the leg's TCP socket (if it is still open) and destroys both layers. */
+export function resetLeg(leg: Leg): void {
+  if (leg.stream === leg.tcp) {
+    resetTcp(leg.tcp)
+    return
+  }
+  // Closing the TCP handle under a live TLSSocket from inside an OpenSSL callback
+  // (an 'error' or 'secureConnect' handler) crashes Node; one turn later it is safe.
+  setImmediate(() => {
+    resetTcp(leg.tcp)
+    leg.stream.destroy()
+  })
+}
+
+function finishedCleanly(s: net.Socket): boolean {
+  return s.readableEnded && s.writableFinished
+}
+
+/**
+ * Forwards between `a` and `b` until both directions have ended or one side fails.
+ * `onReset` runs once if a reset had to be propagated.
+ */
+export function splice(a: Leg, b: Leg, onReset: (from: 'a' | 'b', err: Error | undefined) => void): void {
+  let reset = false
+  const propagate = (from: 'a' | 'b', to: Leg, err: Error | undefined): void => {
+    if (reset) return
+    reset = true
+    resetLeg(to)
+    onReset(from, err)
+  }
+  a.stream.on('error', (err) => propagate('a', b, err))
+  b.stream.on('error', (err) => propagate('b', a, err))
+  a.stream.on('close', () => {
+    if (!b.stream.destroyed && !finishedCleanly(a.stream)) propagate('a', b, undefined)
+  })
+  b.stream.on('close', () => {
+    if (!a.stream.destroyed && !finishedCleanly(b.stream)) propagate('b', a, undefined)
+  })
+  a.stream.pipe(b.stream)
+  b.stream.pipe(a.stream)
+}
