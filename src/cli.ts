@@ -24,6 +24,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   'evidence verify': { summary: 'verify SEV-SNP or TDX evidence', load: async () => (await import('./attestation/verify-command.js')).evidenceVerifyCommand },
   run: { summary: 'the in-guest mesh daemon', load: async () => (await import('./agent/run-command.js')).runCommand },
   teardown: { summary: 'remove the mesh rules and routes entirely', load: async () => (await import('./agent/teardown-command.js')).teardownCommand },
+  coordinator: { summary: 'the attested mesh CA and its gRPC mesh API (set-manifest: sign an update)', load: async () => (await import('./coordinator/coordinator-command.js')).coordinatorCommand },
   demo: { summary: 'build a three-namespace mesh, show what it does, tear it down', load: async () => (await import('./demo/demo-command.js')).demoCommand },
   initdata: { summary: 'set the measured mesh config (initdata) on a Kubernetes manifest', load: async () => (await import('./policy/initdata-command.js')).initdataCommand },
   check: { summary: 'validate a mesh config and print it normalized', load: async () => (await import('./config/check-command.js')).checkCommand },

@@ -1,0 +1,168 @@
+// `podvm-mesh coordinator`: serve the mesh API. `podvm-mesh coordinator set-manifest`:
+// sign and send a manifest update. Exit codes: 2 unusable input, 1 refused/failed.
+
+import { createPrivateKey, sign as cryptoSign } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import { createRootLogger } from '../agent/index.js'
+import type { CommandIo } from '../cli.js'
+import { isMeshError } from '../errors.js'
+import { DEFAULT_LEAF_LIFETIME_MS } from './ca.js'
+import { connectMeshApi } from './client.js'
+import { CoordinatorError } from './errors.js'
+import { evidenceProvider } from './evidence-provider.js'
+import { parseManifest, type Manifest } from './manifest.js'
+import { manifestHashOf, manifestUpdateMessage } from './mesh-api.js'
+import { MESH_API_PORT, startCoordinator } from './server.js'
+
+const USAGE = `usage: podvm-mesh coordinator --state DIR [--manifest FILE] [options]
+  --state DIR              persisted CA and manifest (created on first start, mode 0700)
+  --manifest FILE          JSON manifest; required on first start, then the persisted one wins
+  --listen ADDR            host:port (default 0.0.0.0:${MESH_API_PORT})
+  --update-key FILE        public key (PEM) that signs SetManifest; fixed at first start
+  --curve C                P-256 (default) or P-384 for root and mesh CAs
+  --leaf-lifetime D        mesh certificate lifetime, e.g. 24h, 90s, 1500ms (default 24h)
+  --rotation-delay D       from announcing a new mesh CA to issuing from it (default: leaf lifetime)
+  --nonce-ttl D            challenge nonce lifetime (default 60s)
+  --evidence KIND          auto (default), configfs-tsm, attestation-agent, simulated
+  --simulated-hostdata HEX HOST_DATA of simulated evidence (32 B hex)
+  --log-level LEVEL        pino level (default info)
+
+usage: podvm-mesh coordinator set-manifest --coordinator HOST:PORT --manifest FILE --current FILE --signing-key FILE
+  --current FILE           the manifest being replaced (the signature is bound to it)
+  --signing-key FILE       private key (PEM) matching the coordinator's --update-key
+`
+
+/** `24h`, `90s`, `1500ms`, `2m` or plain milliseconds. */
+export function parseDuration(text: string, field: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const
+  const value = m === null ? NaN : Number(m[1]) * unit[(m[2] ?? 'ms') as keyof typeof unit]
+  if (!Number.isFinite(value) || value < 1) {
+    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `--${field} "${text}": expected a duration like 24h, 90s, 1500ms`, { field, value: text })
+  }
+  return Math.round(value)
+}
+
+export async function coordinatorCommand(argv: string[], io: CommandIo): Promise<number> {
+  if (argv[0] === 'set-manifest') return setManifestCommand(argv.slice(1), io)
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        state: { type: 'string' },
+        manifest: { type: 'string' },
+        listen: { type: 'string' },
+        'update-key': { type: 'string' },
+        curve: { type: 'string' },
+        'leaf-lifetime': { type: 'string' },
+        'rotation-delay': { type: 'string' },
+        'nonce-ttl': { type: 'string' },
+        evidence: { type: 'string' },
+        'simulated-hostdata': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }).values
+  } catch (err) {
+    io.stderr.write(`podvm-mesh coordinator: ${(err as Error).message}\n${USAGE}`)
+    return 2
+  }
+  if (values.help === true) {
+    io.stdout.write(USAGE)
+    return 0
+  }
+  const log = createRootLogger({ level: values['log-level'] ?? 'info' })
+  let running
+  try {
+    if (values.state === undefined) throw new CoordinatorError('COORDINATOR_BAD_REQUEST', '--state is required', { field: 'state' })
+    const curve = values.curve ?? 'P-256'
+    if (curve !== 'P-256' && curve !== 'P-384') throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `--curve ${curve}: expected P-256 or P-384`, { field: 'curve' })
+    const manifest = values.manifest === undefined ? undefined : await readManifest(values.manifest)
+    const updateKeyPem = values['update-key'] === undefined ? undefined : await readFile(values['update-key'], 'utf8')
+    const kind = values.evidence ?? 'auto'
+    if (values['simulated-hostdata'] !== undefined && kind !== 'simulated') {
+      throw new CoordinatorError('COORDINATOR_BAD_REQUEST', '--simulated-hostdata needs --evidence simulated', { field: 'simulated-hostdata' })
+    }
+    const provider = await evidenceProvider(kind, { log, simulatedHostData: values['simulated-hostdata'] })
+    running = await startCoordinator({
+      stateDir: values.state,
+      ...(manifest !== undefined ? { manifest } : {}),
+      ...(updateKeyPem !== undefined ? { updateKeyPem } : {}),
+      provider,
+      log,
+      ...(values.listen !== undefined ? { listen: values.listen } : {}),
+      curve,
+      leafLifetimeMs: values['leaf-lifetime'] === undefined ? DEFAULT_LEAF_LIFETIME_MS : parseDuration(values['leaf-lifetime'], 'leaf-lifetime'),
+      ...(values['rotation-delay'] !== undefined ? { rotationDelayMs: parseDuration(values['rotation-delay'], 'rotation-delay') } : {}),
+      ...(values['nonce-ttl'] !== undefined ? { nonceTtlMs: parseDuration(values['nonce-ttl'], 'nonce-ttl') } : {}),
+    })
+  } catch (err) {
+    if (!isMeshError(err)) throw err
+    log.fatal({ err, code: err.code, details: err.details }, 'coordinator cannot start')
+    return 2
+  }
+  const r = running
+  return new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'stopping')
+      void r.close().then(() => resolve(0))
+    }
+    process.once('SIGTERM', onSignal)
+    process.once('SIGINT', onSignal)
+  })
+}
+
+async function readManifest(path: string): Promise<Manifest> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (cause) {
+    throw new CoordinatorError('COORDINATOR_MANIFEST_INVALID', `${path} cannot be read`, { source: path }, { cause })
+  }
+  return parseManifest(text, path)
+}
+
+async function setManifestCommand(argv: string[], io: CommandIo): Promise<number> {
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        coordinator: { type: 'string' },
+        manifest: { type: 'string' },
+        current: { type: 'string' },
+        'signing-key': { type: 'string' },
+      },
+      strict: true,
+    }).values
+    for (const k of ['coordinator', 'manifest', 'current', 'signing-key'] as const) {
+      if (values[k] === undefined) throw new Error(`--${k} is required`)
+    }
+  } catch (err) {
+    io.stderr.write(`podvm-mesh coordinator set-manifest: ${(err as Error).message}\n${USAGE}`)
+    return 2
+  }
+  try {
+    const text = await readFile(values.manifest!)
+    parseManifest(text.toString('utf8'), values.manifest) // refuse locally what the coordinator would refuse
+    const current = await readFile(values.current!)
+    const key = createPrivateKey(await readFile(values['signing-key']!, 'utf8'))
+    const alg = key.asymmetricKeyType === 'ed25519' || key.asymmetricKeyType === 'ed448' ? null : 'sha256'
+    const signature = cryptoSign(alg, manifestUpdateMessage(manifestHashOf(current), text), key)
+    const conn = await connectMeshApi(values.coordinator!)
+    try {
+      const res = await conn.setManifest({ Manifest: text, Signature: signature })
+      io.stdout.write(`${JSON.stringify({ manifestHash: Buffer.from(res.ManifestHash).toString('hex') })}\n`)
+      return 0
+    } finally {
+      conn.close()
+    }
+  } catch (err) {
+    if (!isMeshError(err)) throw err
+    io.stderr.write(`podvm-mesh coordinator set-manifest: ${err.code}: ${err.message}\n`)
+    return 1
+  }
+}

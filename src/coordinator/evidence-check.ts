@@ -1,0 +1,203 @@
+// One evidence check for both directions of the mesh API: the coordinator judging a
+// pod, and a pod judging the coordinator. Genuineness (the attestation verifiers),
+// the binding to a key and nonce, then reference values; the first class of failure
+// found decides the error code, and every verifier reason is kept in details.
+
+import { X509Certificate } from 'node:crypto'
+import {
+  bindReportData,
+  certFingerprint,
+  checkReportData,
+  toHex,
+  verifySnp,
+  verifyTdx,
+  type Evidence,
+  type SnpPolicyOptions,
+  type TdxPolicyOptions,
+  type VerifyReason,
+  type VerifyReasonCode,
+} from '../attestation/index.js'
+import { isMeshError } from '../errors.js'
+import { CoordinatorError, type CoordinatorCode } from './errors.js'
+import type { Manifest } from './manifest.js'
+import type { WireEvidence } from './mesh-api-proto.js'
+
+export interface EvidenceCheckOptions {
+  readonly publicKeyDer: Uint8Array
+  readonly nonce: Uint8Array
+  readonly at: Date
+  readonly acceptSimulated: boolean
+  /** SHA-256 (hex) of simulated roots to accept; undefined = the root the evidence brings. */
+  readonly simulatedRoots?: readonly string[] | undefined
+  readonly referenceValues?: Manifest['referenceValues']
+}
+
+export interface CheckedEvidence {
+  readonly tee: 'snp' | 'tdx' | 'simulated'
+  /** HOST_DATA (SNP, 32 B) or MRCONFIGID (TDX, 48 B): the policy hash. */
+  readonly policyHash: Uint8Array
+  readonly measurement: Uint8Array
+}
+
+// Failures that say "a genuine TEE, but not one this manifest admits".
+const REFERENCE_REASONS: ReadonlySet<VerifyReasonCode> = new Set<VerifyReasonCode>([
+  'SNP_MEASUREMENT_NOT_ALLOWED',
+  'SNP_TCB_BELOW_MINIMUM',
+  'SNP_DEBUG_ALLOWED',
+  'SNP_PRODUCT_MISMATCH',
+  'TDX_MR_TD_NOT_ALLOWED',
+  'TDX_TEE_TCB_SVN_BELOW_MINIMUM',
+  'TDX_DEBUG_ENABLED',
+])
+
+export function wireToEvidence(w: WireEvidence | undefined): Evidence {
+  if (w === undefined || w.Raw === undefined || w.Raw.byteLength === 0) {
+    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', 'Evidence is missing', { field: 'Evidence' })
+  }
+  if (w.Tee !== 'snp' && w.Tee !== 'tdx' && w.Tee !== 'simulated-snp') {
+    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `Evidence.Tee "${w.Tee}" is not snp, tdx or simulated-snp`, { field: 'Evidence.Tee', value: w.Tee })
+  }
+  const chain = (w.Chain ?? []).filter((c) => c.byteLength > 0).map((c) => new Uint8Array(c))
+  const provider = w.Provider === 'configfs-tsm' || w.Provider === 'attestation-agent' || w.Provider === 'simulated' ? w.Provider : 'simulated'
+  return {
+    tee: w.Tee,
+    raw: new Uint8Array(w.Raw),
+    certs: {
+      ...(w.Vcek !== undefined && w.Vcek.byteLength > 0 ? { vcek: new Uint8Array(w.Vcek) } : {}),
+      ...(w.Vlek !== undefined && w.Vlek.byteLength > 0 ? { vlek: new Uint8Array(w.Vlek) } : {}),
+      ...(chain.length > 0 ? { chain } : {}),
+    },
+    provider,
+  }
+}
+
+export function evidenceToWire(e: Evidence): WireEvidence {
+  return {
+    Tee: e.tee,
+    Raw: e.raw,
+    ...(e.certs?.vcek !== undefined ? { Vcek: e.certs.vcek } : {}),
+    ...(e.certs?.vlek !== undefined ? { Vlek: e.certs.vlek } : {}),
+    Chain: [...(e.certs?.chain ?? [])],
+    Provider: e.provider,
+  }
+}
+
+function fail(code: CoordinatorCode, message: string, details: Record<string, unknown>, cause?: unknown): never {
+  throw new CoordinatorError(code, message, details, cause === undefined ? undefined : { cause })
+}
+
+function reasonsDetail(reasons: readonly VerifyReason[]): { code: string; message: string }[] {
+  return reasons.map((r) => ({ code: r.code, message: r.message }))
+}
+
+/** Verifies evidence; throws a CoordinatorError naming the first failed class of check. */
+export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): CheckedEvidence {
+  const expected = bindReportData(opts.publicKeyDer, opts.nonce)
+  const ref = opts.referenceValues
+  let tee: CheckedEvidence['tee']
+  let reasons: readonly VerifyReason[]
+  let reportData: Uint8Array
+  let policyHash: Uint8Array
+  let measurement: Uint8Array
+  try {
+    if (evidence.tee === 'tdx') {
+      const policy: TdxPolicyOptions = {
+        ...(ref?.tdx?.mrTd !== undefined ? { mrTd: ref.tdx.mrTd.map((h) => Buffer.from(h, 'hex')) } : {}),
+        ...(ref?.tdx?.minimumTeeTcbSvn !== undefined ? { minimumTeeTcbSvn: Buffer.from(ref.tdx.minimumTeeTcbSvn, 'hex') } : {}),
+        ...(ref?.tdx?.allowDebug !== undefined ? { allowDebug: ref.tdx.allowDebug } : {}),
+      }
+      const r = verifyTdx(evidence.raw, { at: opts.at, policy })
+      tee = r.tee
+      reasons = [...r.reasons, ...rtmrReasons(r.claims.rtmr, ref?.tdx?.rtmr)]
+      reportData = r.claims.reportData
+      policyHash = r.claims.mrConfigId
+      measurement = r.claims.mrTd
+    } else {
+      const simulated = evidence.tee === 'simulated-snp'
+      if (simulated && !opts.acceptSimulated) {
+        fail('COORDINATOR_SIMULATED_REFUSED', 'simulated evidence is not accepted here', { tee: evidence.tee, provider: evidence.provider })
+      }
+      let roots: { ark: X509Certificate[] } | undefined
+      if (simulated) {
+        const chain = evidence.certs?.chain ?? []
+        const last = chain.at(-1)
+        if (last === undefined) fail('COORDINATOR_EVIDENCE_REJECTED', 'simulated evidence without its chain', { reasons: [{ code: 'SNP_CHAIN_MISSING' }] })
+        const root = new X509Certificate(last)
+        const fp = certFingerprint(root)
+        if (opts.simulatedRoots !== undefined && !opts.simulatedRoots.includes(fp)) {
+          fail('COORDINATOR_EVIDENCE_REJECTED', `simulated root ${fp} is not pinned`, { reasons: [{ code: 'SNP_ARK_NOT_TRUSTED', root: fp }] })
+        }
+        roots = { ark: [root] }
+      }
+      const snp = ref?.snp
+      const policy: SnpPolicyOptions = {
+        ...(snp?.measurements !== undefined ? { measurements: snp.measurements.map((h) => Buffer.from(h, 'hex')) } : {}),
+        ...(snp?.minimumTcb !== undefined ? { minimumTcb: snp.minimumTcb } : {}),
+        ...(snp?.allowDebug !== undefined ? { allowDebug: snp.allowDebug } : {}),
+      }
+      const r = verifySnp(evidence.raw, {
+        at: opts.at,
+        ...(evidence.certs?.vcek !== undefined ? { vcek: evidence.certs.vcek } : {}),
+        ...(evidence.certs?.vlek !== undefined && evidence.certs.vcek === undefined ? { vcek: evidence.certs.vlek } : {}),
+        ...(evidence.certs?.chain !== undefined && evidence.certs.chain.length > 0 ? { chain: [...evidence.certs.chain] } : {}),
+        policy,
+        ...(roots !== undefined ? { roots } : {}),
+      })
+      tee = r.tee === 'simulated' ? 'simulated' : 'snp'
+      const extra: VerifyReason[] = []
+      // A report that claims to be real must chain to AMD; one that claims to be simulated must not pass for real.
+      if (simulated !== (r.tee === 'simulated')) {
+        extra.push({ code: 'SNP_ARK_NOT_TRUSTED', message: `evidence says ${evidence.tee}, chain says ${r.tee}`, details: {} })
+      }
+      const product = r.claims.product
+      if (snp?.products !== undefined && !simulated && (product === undefined || !snp.products.includes(product as 'Milan'))) {
+        extra.push({ code: 'SNP_PRODUCT_MISMATCH', message: `product ${product ?? 'unknown'} not in ${snp.products.join(',')}`, details: { product } })
+      }
+      reasons = [...r.reasons, ...extra]
+      reportData = r.claims.reportData
+      policyHash = r.claims.hostData
+      measurement = r.claims.measurement
+    }
+  } catch (err) {
+    if (err instanceof CoordinatorError) throw err
+    if (!isMeshError(err)) throw err
+    fail('COORDINATOR_EVIDENCE_REJECTED', `evidence cannot be parsed: ${err.message}`, { reasons: [{ code: err.code, message: err.message }] }, err)
+  }
+  const genuine = reasons.filter((r) => !REFERENCE_REASONS.has(r.code))
+  if (genuine.length > 0) {
+    fail('COORDINATOR_EVIDENCE_REJECTED', `evidence failed ${genuine.map((r) => r.code).join(', ')}`, { tee, reasons: reasonsDetail(genuine) })
+  }
+  const binding = checkReportData(reportData, expected)
+  if (binding !== undefined) {
+    fail('COORDINATOR_BINDING_MISMATCH', 'evidence is not bound to this public key and nonce', {
+      tee,
+      reportData: toHex(reportData),
+      expected: toHex(expected),
+    })
+  }
+  if (reasons.length > 0) {
+    fail('COORDINATOR_REFERENCE_MISMATCH', `evidence does not meet the reference values: ${reasons.map((r) => r.code).join(', ')}`, {
+      tee,
+      reasons: reasonsDetail(reasons),
+    })
+  }
+  return { tee, policyHash, measurement }
+}
+
+function rtmrReasons(
+  rtmr: readonly Uint8Array[],
+  allowed: Partial<Record<'0' | '1' | '2' | '3', string[]>> | undefined,
+): VerifyReason[] {
+  if (allowed === undefined) return []
+  const out: VerifyReason[] = []
+  for (const i of ['0', '1', '2', '3'] as const) {
+    const list = allowed[i]
+    const value = rtmr[Number(i)]
+    if (list === undefined || value === undefined) continue
+    if (!list.includes(toHex(value))) {
+      // Reported under the MRTD code: the verifier has no RTMR reason of its own.
+      out.push({ code: 'TDX_MR_TD_NOT_ALLOWED', message: `RTMR${i} ${toHex(value)} not allowed`, details: { rtmr: Number(i), value: toHex(value) } })
+    }
+  }
+  return out
+}

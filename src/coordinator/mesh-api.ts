@@ -1,0 +1,244 @@
+// The mesh API's logic, apart from gRPC (server.ts adapts it): Challenge hands out
+// single-use nonces with the coordinator's own evidence; NewMeshCert checks a pod's
+// evidence, binding, nonce and policy, then issues; SetManifest rotates the mesh CA.
+
+import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, webcrypto } from 'node:crypto'
+import { isIP } from 'node:net'
+import type { Logger } from 'pino'
+import { bindReportData, type EvidenceProvider } from '../attestation/index.js'
+import type { CoordinatorCa } from './ca.js'
+import { checkEvidence, evidenceToWire, wireToEvidence } from './evidence-check.js'
+import { CoordinatorError } from './errors.js'
+import { lookupPolicy, parseManifest } from './manifest.js'
+import type {
+  ChallengeRequest,
+  ChallengeResponse,
+  NewMeshCertRequest,
+  NewMeshCertResponse,
+  SetManifestRequest,
+  SetManifestResponse,
+} from './mesh-api-proto.js'
+import type { CoordinatorState } from './state.js'
+
+const crypto = webcrypto as unknown as Crypto
+
+export const DEFAULT_NONCE_TTL_MS = 60_000
+export const MAX_OUTSTANDING_NONCES = 10_000
+export const NONCE_BYTES = 32
+/** Client nonces: long enough to be unpredictable, short enough to bind cheaply. */
+const CLIENT_NONCE_MIN = 16
+const CLIENT_NONCE_MAX = 64
+export const SET_MANIFEST_CONTEXT = 'podvm-mesh SetManifest v1\0'
+
+export interface MeshApiOptions {
+  readonly state: CoordinatorState
+  /** Persists state after a change (SetManifest). */
+  readonly persist: (state: CoordinatorState) => Promise<void>
+  readonly log: Logger
+  /** Produces the coordinator's own evidence. */
+  readonly provider: EvidenceProvider
+  /** PKIX DER of the coordinator's TLS key: what its evidence binds. */
+  readonly tlsPublicKeyDer: Uint8Array
+  readonly leafLifetimeMs: number
+  /** Delay between announcing a new mesh CA and issuing from it; default one leaf lifetime. */
+  readonly rotationDelayMs?: number
+  readonly nonceTtlMs?: number
+  readonly maxOutstandingNonces?: number
+  readonly now?: () => number
+}
+
+interface NonceEntry {
+  readonly expiresAt: number
+  consumed: boolean
+}
+
+export class MeshApi {
+  readonly #o: MeshApiOptions
+  readonly #log: Logger
+  readonly #nonces = new Map<string, NonceEntry>()
+  #updating: Promise<unknown> = Promise.resolve()
+
+  constructor(opts: MeshApiOptions) {
+    this.#o = opts
+    this.#log = opts.log.child({ component: 'coordinator' })
+  }
+
+  get ca(): CoordinatorCa {
+    return this.#o.state.ca
+  }
+
+  #now(): number {
+    return this.#o.now?.() ?? Date.now()
+  }
+
+  #sweep(now: number): void {
+    for (const [k, v] of this.#nonces) if (v.expiresAt <= now) this.#nonces.delete(k)
+  }
+
+  async challenge(req: ChallengeRequest): Promise<ChallengeResponse> {
+    const clientNonce = req.ClientNonce ?? new Uint8Array(0)
+    if (clientNonce.byteLength < CLIENT_NONCE_MIN || clientNonce.byteLength > CLIENT_NONCE_MAX) {
+      throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `ClientNonce must be ${CLIENT_NONCE_MIN}-${CLIENT_NONCE_MAX} B, got ${clientNonce.byteLength}`, {
+        field: 'ClientNonce',
+        length: clientNonce.byteLength,
+      })
+    }
+    const now = this.#now()
+    this.#sweep(now)
+    const max = this.#o.maxOutstandingNonces ?? MAX_OUTSTANDING_NONCES
+    if (this.#nonces.size >= max) {
+      throw new CoordinatorError('COORDINATOR_BUSY', `${this.#nonces.size} challenges outstanding (max ${max})`, { outstanding: this.#nonces.size, max })
+    }
+    let evidence
+    try {
+      evidence = await this.#o.provider.getEvidence(bindReportData(this.#o.tlsPublicKeyDer, clientNonce))
+    } catch (cause) {
+      this.#log.error({ err: cause }, 'cannot produce our own evidence')
+      throw new CoordinatorError('COORDINATOR_EVIDENCE_UNAVAILABLE', 'the coordinator cannot produce evidence', {}, { cause })
+    }
+    const nonce = randomBytes(NONCE_BYTES)
+    const expiresAt = now + (this.#o.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS)
+    this.#nonces.set(nonce.toString('hex'), { expiresAt, consumed: false })
+    return { Nonce: nonce, NonceExpiresUnixMs: expiresAt, Evidence: evidenceToWire(evidence), RootCACert: Buffer.from(this.ca.root.certificatePem) }
+  }
+
+  /** Marks the nonce used, whatever happens next: a nonce is good for one attempt. */
+  #consumeNonce(nonce: Uint8Array, now: number): void {
+    const key = Buffer.from(nonce).toString('hex')
+    const entry = this.#nonces.get(key)
+    if (entry === undefined) throw new CoordinatorError('COORDINATOR_NONCE_UNKNOWN', 'nonce was not issued by this coordinator (or it restarted)', { nonce: key })
+    if (entry.consumed) throw new CoordinatorError('COORDINATOR_NONCE_REPLAYED', `nonce ${key} was already used`, { nonce: key })
+    entry.consumed = true
+    if (entry.expiresAt <= now) throw new CoordinatorError('COORDINATOR_NONCE_EXPIRED', `nonce expired at ${new Date(entry.expiresAt).toISOString()}`, { nonce: key, expiresAt: entry.expiresAt })
+  }
+
+  async newMeshCert(req: NewMeshCertRequest, peer: string | undefined): Promise<NewMeshCertResponse> {
+    const now = this.#now()
+    const nonce = req.Nonce ?? new Uint8Array(0)
+    if (nonce.byteLength !== NONCE_BYTES) {
+      throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `Nonce must be ${NONCE_BYTES} B, got ${nonce.byteLength}`, { field: 'Nonce', length: nonce.byteLength })
+    }
+    const { publicKey, curve } = await importLeafKey(req.PublicKey)
+    const evidence = wireToEvidence(req.Evidence)
+    this.#consumeNonce(nonce, now)
+    const manifest = this.#o.state.manifest
+    const checked = checkEvidence(evidence, {
+      publicKeyDer: req.PublicKey,
+      nonce,
+      at: new Date(now),
+      acceptSimulated: manifest.acceptSimulated,
+      simulatedRoots: manifest.simulatedRoots,
+      referenceValues: manifest.referenceValues,
+    })
+    const hash = Buffer.from(checked.policyHash).toString('hex')
+    const found = lookupPolicy(manifest, checked.policyHash)
+    if (found === undefined) {
+      throw new CoordinatorError('COORDINATOR_POLICY_NOT_FOUND', `policy hash ${hash} not found in manifest`, { policyHash: hash, tee: checked.tee })
+    }
+    const peerIp = peerAddress(peer)
+    const sans = [...found.policy.sans]
+    if (peerIp !== undefined && !sans.includes(peerIp)) sans.push(peerIp)
+    const issued = await this.ca.issue({ publicKey, sans, now, lifetimeMs: this.#o.leafLifetimeMs })
+    this.#log.info(
+      { policyHash: found.key, tee: checked.tee, curve, sans, generation: issued.generation, notAfter: issued.notAfter.toISOString(), peer: { address: peer } },
+      'mesh certificate issued',
+    )
+    const id = found.policy.workloadSecretId
+    return {
+      MeshCACert: Buffer.from(issued.meshCaBundlePem),
+      CertChain: Buffer.from(issued.certChainPem),
+      RootCACert: Buffer.from(issued.rootPem),
+      WorkloadSecret: id === undefined || id === '' ? Buffer.alloc(0) : Buffer.from(this.ca.workloadSecret(id)),
+    }
+  }
+
+  /** Serialized: two updates never interleave their rotate-and-persist. */
+  setManifest(req: SetManifestRequest): Promise<SetManifestResponse> {
+    const next = this.#updating.then(
+      () => this.#setManifest(req),
+      () => this.#setManifest(req),
+    )
+    this.#updating = next
+    return next
+  }
+
+  async #setManifest(req: SetManifestRequest): Promise<SetManifestResponse> {
+    const state = this.#o.state
+    const keyPem = state.updateKeyPem
+    if (keyPem === undefined) {
+      throw new CoordinatorError('COORDINATOR_UPDATE_UNAUTHENTICATED', 'no manifest update key was named at first start; updates are refused', {})
+    }
+    const text = Buffer.from(req.Manifest ?? new Uint8Array(0))
+    const signed = manifestUpdateMessage(state.manifest.hash, text)
+    if (!verifyUpdateSignature(keyPem, signed, req.Signature ?? new Uint8Array(0))) {
+      throw new CoordinatorError('COORDINATOR_UPDATE_UNAUTHENTICATED', 'SetManifest signature does not verify against the update key and the current manifest', {
+        currentManifest: state.manifest.hash,
+      })
+    }
+    const manifest = parseManifest(text.toString('utf8'), 'SetManifest.Manifest')
+    if (manifest.hash === state.manifest.hash) {
+      // Same manifest: nothing to rotate, and a replay of this request changes nothing.
+      return { ManifestHash: Buffer.from(manifest.hash, 'hex'), MeshCACert: Buffer.from(this.ca.issuer(this.#now()).meshCa.certificatePem) }
+    }
+    const now = this.#now()
+    const g = await this.ca.rotate(now, this.#o.rotationDelayMs ?? this.#o.leafLifetimeMs)
+    const previous = state.manifest.hash
+    state.manifest = manifest
+    await this.#o.persist(state)
+    this.#log.info(
+      { previous, manifest: manifest.hash, generation: g.id, issuingFrom: new Date(g.activeFrom).toISOString(), trusted: this.ca.trusted(now).map((t) => t.id) },
+      'manifest updated; new mesh CA announced',
+    )
+    return { ManifestHash: Buffer.from(manifest.hash, 'hex'), MeshCACert: Buffer.from(g.meshCa.certificatePem) }
+  }
+}
+
+/** What a SetManifest signature covers: bound to the manifest it replaces, so it cannot be replayed later. */
+export function manifestUpdateMessage(currentManifestHash: string, manifest: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(SET_MANIFEST_CONTEXT), Buffer.from(currentManifestHash, 'hex'), manifest])
+}
+
+function verifyUpdateSignature(keyPem: string, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    const key = createPublicKey(keyPem)
+    const alg = key.asymmetricKeyType === 'ed25519' || key.asymmetricKeyType === 'ed448' ? null : 'sha256'
+    return cryptoVerify(alg, message, key, signature)
+  } catch {
+    return false
+  }
+}
+
+const CURVES: Record<string, 'P-256' | 'P-384'> = { prime256v1: 'P-256', secp384r1: 'P-384' }
+
+async function importLeafKey(der: Uint8Array | undefined): Promise<{ publicKey: CryptoKey; curve: 'P-256' | 'P-384' }> {
+  if (der === undefined || der.byteLength === 0) {
+    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', 'PublicKey is missing', { field: 'PublicKey' })
+  }
+  let curve: 'P-256' | 'P-384' | undefined
+  try {
+    const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
+    curve = key.asymmetricKeyType === 'ec' ? CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''] : undefined
+  } catch (cause) {
+    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', 'PublicKey is not a PKIX DER public key', { field: 'PublicKey' }, { cause })
+  }
+  if (curve === undefined) {
+    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', 'PublicKey must be ECDSA P-256 or P-384', { field: 'PublicKey' })
+  }
+  const publicKey = await crypto.subtle.importKey('spki', der, { name: 'ECDSA', namedCurve: curve }, true, ['verify'])
+  return { publicKey, curve }
+}
+
+/** The IP of a gRPC peer string: `1.2.3.4:5`, `[fd00::1]:5`, `ipv4:…`, `::ffff:1.2.3.4`. */
+export function peerAddress(peer: string | undefined): string | undefined {
+  if (peer === undefined) return undefined
+  let s = peer.replace(/^ipv[46]:/, '')
+  if (s.startsWith('[')) s = s.slice(1, s.indexOf(']'))
+  else if (s.split(':').length === 2) s = s.slice(0, s.lastIndexOf(':'))
+  if (s.toLowerCase().startsWith('::ffff:') && isIP(s.slice(7)) === 4) s = s.slice(7)
+  return isIP(s) !== 0 ? s : undefined
+}
+
+export function manifestHashOf(text: string | Uint8Array): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+

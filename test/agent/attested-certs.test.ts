@@ -1,0 +1,179 @@
+import { createHash, X509Certificate } from 'node:crypto'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AttestedCertificates, parseCoordinatorIdentity, startAttestedCertificates } from '../../src/agent/attested-certs.js'
+import { readTlsDir, splitPemCertificates } from '../../src/pki/index.js'
+import { HOST_A, HOST_COORDINATOR, HOST_UNKNOWN, removeState, simulated, startTestCoordinator, testLog, type TestCoordinator } from '../coordinator/harness.js'
+import { rejected, thrown } from '../support.js'
+
+describe('parseCoordinatorIdentity', () => {
+  it.each([
+    [`policy:${'AB'.repeat(32)}`, { kind: 'policy-hash', hex: 'ab'.repeat(32) }],
+    ['cd'.repeat(48), { kind: 'policy-hash', hex: 'cd'.repeat(48) }],
+    [`root-ca:${'0f'.repeat(32)}`, { kind: 'root-ca', sha256: '0f'.repeat(32) }],
+    [`root-ca:${Array(32).fill('0F').join(':')}`, { kind: 'root-ca', sha256: '0f'.repeat(32) }],
+  ])('%s', (text, want) => {
+    expect(parseCoordinatorIdentity(text)).toEqual(want)
+  })
+
+  it.each(['', 'policy:abc', `root-ca:${'0f'.repeat(31)}`, `hostdata:${'ab'.repeat(32)}`, 'zz'.repeat(32)])('refuses %j', (text) => {
+    expect(thrown(() => parseCoordinatorIdentity(text))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field: 'coordinator-identity' } })
+  })
+})
+
+describe('AttestedCertificates against a coordinator on loopback', () => {
+  let coord: TestCoordinator
+  let work: string
+  const rootPin = () => ({ kind: 'root-ca' as const, sha256: coord.running.rootFingerprint })
+
+  beforeAll(async () => {
+    coord = await startTestCoordinator()
+    work = await mkdtemp(join(tmpdir(), 'pmco-agent-'))
+  })
+  afterAll(async () => {
+    await coord?.close()
+    await removeState(coord.stateDir)
+    await rm(work, { recursive: true, force: true })
+  })
+
+  const lifecycle = async (dir: string, opts: Partial<ConstructorParameters<typeof AttestedCertificates>[0]> = {}) =>
+    new AttestedCertificates({
+      address: coord.address,
+      identity: { kind: 'policy-hash', hex: HOST_COORDINATOR },
+      provider: await simulated(HOST_A),
+      acceptSimulatedCoordinator: true,
+      tlsDir: dir,
+      log: testLog().log,
+      callTimeoutMs: 5_000,
+      ...opts,
+    })
+
+  it('obtains a chain for its own key and writes the Contrast layout (key 0400)', async () => {
+    const dir = join(work, 'ok')
+    const got = await (await lifecycle(dir)).obtain()
+    const { material, info } = await readTlsDir(dir)
+    expect(info.serial).toBe(got.serial)
+    // SANs: the manifest's, plus the peer address the coordinator saw.
+    expect(info.sans).toBe('DNS:a.mesh.test, IP Address:127.0.0.1')
+    expect(info.subject).toBe('CN=a.mesh.test')
+    expect((await stat(join(dir, 'key.pem'))).mode & 0o777).toBe(0o400)
+    const root = new X509Certificate(await readFile(join(dir, 'coordinator-root-ca.pem')))
+    expect(createHash('sha256').update(root.raw).digest('hex')).toBe(coord.running.rootFingerprint)
+    // leaf ‖ intermediate; the intermediate is the root's.
+    const chain = splitPemCertificates(material.certChain)
+    expect(chain).toHaveLength(2)
+    expect(chain[1]!.verify(root.publicKey)).toBe(true)
+    // Renewal at two thirds of the lifetime.
+    const life = got.notAfter.getTime() - got.notBefore.getTime()
+    expect(got.renewAt.getTime() - got.notBefore.getTime()).toBeCloseTo((life * 2) / 3, -1)
+  })
+
+  it('pins the coordinator by root CA fingerprint as well', async () => {
+    const got = await (await lifecycle(join(work, 'root-pin'), { identity: rootPin() })).obtain()
+    expect(got.serial).toMatch(/^[0-9A-F]+$/)
+  })
+
+  it.each([
+    ['a wrong policy hash', { identity: { kind: 'policy-hash' as const, hex: 'dd'.repeat(32) } }, 'identity'],
+    ['a wrong root fingerprint', { identity: { kind: 'root-ca' as const, sha256: '00'.repeat(32) } }, 'identity'],
+    ['simulated coordinator evidence not accepted', { acceptSimulatedCoordinator: false }, 'evidence'],
+  ])('refuses the coordinator on %s and writes nothing', async (_name, opts, step) => {
+    const dir = join(work, `bad-${step}-${Math.random()}`)
+    const err = await rejected((await lifecycle(dir, opts)).obtain())
+    expect(err).toMatchObject({ code: 'COORDINATOR_UNTRUSTED', details: { step } })
+    expect(await rejected(readTlsDir(dir))).toMatchObject({ code: 'PKI_MISSING_FILE' })
+  })
+
+  it('an unknown HOSTDATA is refused with PERMISSION_DENIED naming the hash', async () => {
+    const lc = await lifecycle(join(work, 'unknown'), { provider: await simulated(HOST_UNKNOWN) })
+    const err = await rejected(lc.obtain())
+    expect(err).toMatchObject({
+      code: 'COORDINATOR_REFUSED',
+      details: { status: 'PERMISSION_DENIED', reason: 'COORDINATOR_POLICY_NOT_FOUND', method: 'NewMeshCert' },
+    })
+    expect(err.message).toContain(HOST_UNKNOWN)
+  })
+
+  it('an unreachable coordinator is COORDINATOR_UNREACHABLE', async () => {
+    const lc = await lifecycle(join(work, 'down'), { address: '127.0.0.1:1' })
+    expect(await rejected(lc.obtain())).toMatchObject({ code: 'COORDINATOR_UNREACHABLE' })
+  })
+
+  it('run() keeps retrying with backoff while refused, logging the reason once, and stops on abort', async () => {
+    const { log, records } = testLog()
+    const lc = new AttestedCertificates({
+      address: coord.address,
+      identity: { kind: 'policy-hash', hex: HOST_COORDINATOR },
+      provider: await simulated(HOST_UNKNOWN),
+      acceptSimulatedCoordinator: true,
+      tlsDir: join(work, 'retry'),
+      log,
+      retryInitialMs: 20,
+      retryMaxMs: 40,
+    })
+    const abort = new AbortController()
+    const done = lc.run(abort.signal)
+    const deadline = Date.now() + 10_000
+    while (lc.failures < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    abort.abort()
+    await done
+    expect(lc.failures).toBeGreaterThanOrEqual(3)
+    const warned = records.filter((r) => r['msg'] === 'cannot obtain a mesh certificate; the pod stays closed; retrying')
+    // Same reason each time: warned once, then debug.
+    expect(warned.filter((r) => r['level'] === 40)).toHaveLength(1)
+    expect(warned[0]).toMatchObject({ code: 'COORDINATOR_REFUSED', reason: 'COORDINATOR_POLICY_NOT_FOUND' })
+    expect(await rejected(readTlsDir(join(work, 'retry')))).toMatchObject({ code: 'PKI_MISSING_FILE' })
+  })
+
+  it('run() renews at two thirds of the lifetime with a fresh key', async () => {
+    const short = await startTestCoordinator({ leafLifetimeMs: 1_500 })
+    try {
+      const dir = join(work, 'renew')
+      const lc = new AttestedCertificates({
+        address: short.address,
+        identity: { kind: 'policy-hash', hex: HOST_COORDINATOR },
+        provider: await simulated(HOST_A),
+        acceptSimulatedCoordinator: true,
+        tlsDir: dir,
+        log: testLog().log,
+      })
+      const abort = new AbortController()
+      const done = lc.run(abort.signal)
+      const seen: string[] = []
+      const keys = new Set<string>()
+      const deadline = Date.now() + 10_000
+      while (seen.length < 3 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50))
+        const s = lc.current?.serial
+        if (s !== undefined && !seen.includes(s)) {
+          seen.push(s)
+          keys.add(await readFile(join(dir, 'key.pem'), 'utf8'))
+        }
+      }
+      abort.abort()
+      await done
+      expect(seen.length).toBeGreaterThanOrEqual(3)
+      expect(keys.size).toBe(seen.length)
+    } finally {
+      await short.close()
+      await removeState(short.stateDir)
+    }
+  })
+})
+
+describe('startAttestedCertificates (run flags)', () => {
+  const ctx = { tlsDir: '/nonexistent', log: testLog().log }
+  it('is off without --coordinator', async () => {
+    expect(await startAttestedCertificates({}, ctx)).toBeUndefined()
+  })
+  it.each([
+    [{ evidence: 'simulated' }, 'evidence'],
+    [{ coordinator: 'c:7777' }, 'coordinator-identity'],
+    [{ coordinator: 'no-port', 'coordinator-identity': HOST_COORDINATOR }, 'coordinator'],
+    [{ coordinator: 'c:7777', 'coordinator-identity': HOST_COORDINATOR, 'simulated-hostdata': HOST_A }, 'simulated-hostdata'],
+  ])('refuses %j naming %s', async (values, field) => {
+    expect(await rejected(startAttestedCertificates(values, ctx))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field } })
+  })
+})
