@@ -4,6 +4,8 @@
 // connection; after that, forward.ts owns the error handling.
 
 import type net from 'node:net'
+import tls from 'node:tls'
+import { resetTcp } from './forward.js'
 
 export class Connection {
   readonly id: number
@@ -51,9 +53,17 @@ export class Connection {
     this.#sockets.delete(socket)
   }
 
+  /**
+   * Ends the connection abruptly: plain TCP sockets are reset (RST), so a refused or
+   * cut-off connection never looks like a clean, empty end to the peer; TLS sockets
+   * are destroyed (no close_notify, which a TLS peer reads as truncation).
+   */
   destroy(): void {
     if (this.#done) return
-    for (const s of this.#sockets) s.destroy()
+    for (const s of this.#sockets) {
+      if (s instanceof tls.TLSSocket) s.destroy()
+      else resetTcp(s)
+    }
     this.#sockets.clear()
     this.#finish()
   }

@@ -18,7 +18,8 @@ export interface Leg {
   readonly tcp: net.Socket
 }
 
-function resetTcp(tcp: net.Socket): void {
+/** RST if the socket is still open; a plain destroy if it cannot be reset. */
+export function resetTcp(tcp: net.Socket): void {
   if (tcp.destroyed) return
   try {
     tcp.resetAndDestroy()

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest'
+import { buildCredentials, SessionCache } from '../../../src/dataplane/builtin/credentials.js'
+import { sharedTestPki } from '../../fixtures/pki.js'
+import { thrown } from '../../support.js'
+
+describe('SessionCache', () => {
+  it('evicts the least recently stored entry beyond its bound', () => {
+    const cache = new SessionCache(2)
+    cache.set('a', Buffer.from('1'))
+    cache.set('b', Buffer.from('2'))
+    cache.set('a', Buffer.from('3')) // refresh: b is now the oldest
+    cache.set('c', Buffer.from('4'))
+    expect(cache.size).toBe(2)
+    expect(cache.get('b')).toBeUndefined()
+    expect(cache.get('a')?.toString()).toBe('3')
+    expect(cache.get('c')?.toString()).toBe('4')
+    cache.delete('a')
+    expect(cache.get('a')).toBeUndefined()
+  })
+})
+
+describe('buildCredentials', () => {
+  it('builds contexts and describes the leaf', async () => {
+    const pki = await sharedTestPki()
+    const creds = buildCredentials(pki.material(await pki.issue({ dns: ['a.mesh'], ip: ['10.0.0.1'] })), 3)
+    expect(creds.generation).toBe(3)
+    expect(creds.leaf.subjectAltName).toBe('DNS:a.mesh, IP Address:10.0.0.1')
+    expect(creds.sessions.size).toBe(0)
+    expect(creds.server).not.toBe(creds.client)
+  })
+
+  it.each([
+    ['meshCa', { meshCa: 'not pem' }],
+    ['certChain', { certChain: '' }],
+    ['certChain', { certChain: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' }],
+  ])('names %s when it holds no usable certificate', async (field, patch) => {
+    const pki = await sharedTestPki()
+    const good = pki.material(await pki.issue({ dns: ['a.mesh'] }))
+    expect(thrown(() => buildCredentials({ ...good, ...patch }, 1))).toMatchObject({ code: 'DATAPLANE_CREDENTIALS', details: { field } })
+  })
+
+  it('rejects a key that does not match the leaf', async () => {
+    const pki = await sharedTestPki()
+    const good = pki.material(await pki.issue({ dns: ['a.mesh'] }))
+    const other = await pki.issue({ dns: ['b.mesh'] })
+    const err = thrown(() => buildCredentials({ ...good, key: other.keyPem }, 1))
+    expect(err.code).toBe('DATAPLANE_CREDENTIALS')
+    expect(String(err.details.reason)).toMatch(/key values mismatch/)
+  })
+})
