@@ -11,7 +11,7 @@
 //   mesh CA i:  created ── announced ──> activeFrom_i ── issuing ──> activeFrom_{i+1}
 //               ── retired (still trusted) ──> activeFrom_{i+1} + leaf lifetime ── dropped
 
-import { webcrypto, hkdfSync, X509Certificate as NodeX509 } from 'node:crypto'
+import { createPrivateKey, createPublicKey, hkdfSync, webcrypto, X509Certificate as NodeX509 } from 'node:crypto'
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { createAuthority, createMeshAuthority, issueLeaf, type Authority, type Curve } from '../pki/index.js'
@@ -240,10 +240,7 @@ async function authorityFromPem(certPem: string, keyPem: string, curve: Curve, f
     const publicKey = await certificate.publicKey.export({ name: 'ECDSA', namedCurve: curve }, ['verify'])
     // The key must belong to the certificate, or leaves would not verify against it.
     const spkiCert = Buffer.from(new NodeX509(certPem).publicKey.export({ type: 'spki', format: 'der' }))
-    const jwk = await crypto.subtle.exportKey('jwk', privateKey)
-    delete jwk.d
-    const fromKey = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: curve }, true, ['verify'])
-    const spkiKey = Buffer.from(await crypto.subtle.exportKey('spki', fromKey))
+    const spkiKey = createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' })
     if (!spkiCert.equals(spkiKey)) throw new Error('private key does not belong to the certificate')
     return { certificate, certificatePem: `${certificate.toString('pem').trimEnd()}\n`, keys: { privateKey, publicKey }, curve }
   } catch (cause) {

@@ -1,0 +1,94 @@
+import { randomBytes, X509Certificate } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bindReportData } from '../../src/attestation/index.js'
+import { connectMeshApi, evidenceToWire, parseManifest, STATE_FILE } from '../../src/coordinator/index.js'
+import { generateKeyPair } from '../../src/pki/index.js'
+import { rejected } from '../support.js'
+import { HOST_A, manifestText, removeState, simulated, startTestCoordinator, type TestCoordinator } from './harness.js'
+
+describe('the coordinator over gRPC', () => {
+  let coord: TestCoordinator
+  beforeAll(async () => {
+    coord = await startTestCoordinator()
+  })
+  afterAll(async () => {
+    await coord.close()
+    await removeState(coord.stateDir)
+  })
+
+  const honest = async (conn: Awaited<ReturnType<typeof connectMeshApi>>) => {
+    const ch = await conn.challenge({ ClientNonce: randomBytes(32) })
+    const kp = await generateKeyPair()
+    const spki = new Uint8Array(await globalThis.crypto.subtle.exportKey('spki', kp.keys.publicKey))
+    const ev = await (await simulated(HOST_A)).getEvidence(bindReportData(spki, ch.Nonce))
+    return { Nonce: ch.Nonce, PublicKey: spki, Evidence: evidenceToWire(ev) }
+  }
+
+  it('serves TLS with a certificate from its root, and the root in Challenge is that root', async () => {
+    const conn = await connectMeshApi(coord.address)
+    try {
+      const ch = await conn.challenge({ ClientNonce: randomBytes(32) })
+      expect(new X509Certificate(Buffer.from(ch.RootCACert)).raw.equals(conn.root.raw)).toBe(true)
+      expect(conn.serverKeys()).toHaveLength(1)
+    } finally {
+      conn.close()
+    }
+  })
+
+  it('a replayed nonce is UNAUTHENTICATED with reason COORDINATOR_NONCE_REPLAYED', async () => {
+    const conn = await connectMeshApi(coord.address)
+    try {
+      const req = await honest(conn)
+      await conn.newMeshCert(req)
+      expect(await rejected(conn.newMeshCert(req))).toMatchObject({
+        code: 'COORDINATOR_REFUSED',
+        details: { status: 'UNAUTHENTICATED', reason: 'COORDINATOR_NONCE_REPLAYED' },
+      })
+    } finally {
+      conn.close()
+    }
+  })
+
+  it('evidence bound to another key is UNAUTHENTICATED with reason COORDINATOR_BINDING_MISMATCH', async () => {
+    const conn = await connectMeshApi(coord.address)
+    try {
+      const req = await honest(conn)
+      const other = await generateKeyPair()
+      const otherSpki = new Uint8Array(await globalThis.crypto.subtle.exportKey('spki', other.keys.publicKey))
+      expect(await rejected(conn.newMeshCert({ ...req, PublicKey: otherSpki }))).toMatchObject({
+        details: { status: 'UNAUTHENTICATED', reason: 'COORDINATOR_BINDING_MISMATCH' },
+      })
+    } finally {
+      conn.close()
+    }
+  })
+
+  it('a restart keeps the root and the manifest; nonces of the previous run are unknown', async () => {
+    const conn = await connectMeshApi(coord.address)
+    const req = await honest(conn)
+    conn.close()
+    const before = coord.running.rootFingerprint
+    coord = await coord.restart({ manifest: parseManifest(manifestText({}, { ['01'.repeat(32)]: { sans: ['ignored'] } })) })
+    expect(coord.running.created).toBe(false)
+    expect(coord.running.rootFingerprint).toBe(before)
+    // The persisted manifest wins over a different --manifest on restart.
+    expect(coord.running.state.manifest.policies.has(HOST_A)).toBe(true)
+    expect(coord.records.some((r) => r['msg'] === 'ignoring --manifest: the persisted manifest wins; change it with SetManifest')).toBe(true)
+    const conn2 = await connectMeshApi(coord.address)
+    try {
+      expect(await rejected(conn2.newMeshCert(req))).toMatchObject({ details: { reason: 'COORDINATOR_NONCE_UNKNOWN' } })
+    } finally {
+      conn2.close()
+    }
+  })
+
+  it('a state file that is not ours stops the start with COORDINATOR_STATE_INVALID', async () => {
+    const bad = await startTestCoordinator()
+    await bad.close()
+    await writeFile(join(bad.stateDir, STATE_FILE), '{"version":1}')
+    expect(await rejected(bad.restart())).toMatchObject({ code: 'COORDINATOR_STATE_INVALID' })
+    await removeState(bad.stateDir)
+  })
+})
