@@ -1,0 +1,211 @@
+// Transparent ingress for real: two namespaces on a bridge; in `s` an nft tproxy rule
+// sends every inbound TCP connection to the data plane (15006, or 15007 for port
+// 8081), which runs as its own process from this checkout's sources; a plaintext
+// app listens on 8080/8081. A client in `c` speaks TLS to s:8080 as if the app did.
+
+import type { ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { TPROXY_MARK, TPROXY_ROUTE_TABLE } from '../../../src/config/types.js'
+import { requireNetns, createTopology, type Topology } from '../../e2e/netns.js'
+import { createTestPki, writeContrastLayout } from '../../fixtures/pki.js'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const NETNS_DIR = join(HERE, '..', 'netns')
+const NODE = process.execPath
+
+const RULESET = `
+table inet pmdp {
+  chain prerouting {
+    type filter hook prerouting priority mangle; policy accept;
+    iifname "lo" accept
+    tcp dport 8081 tproxy to :15007 meta mark set ${TPROXY_MARK} accept
+    meta l4proto tcp tproxy to :15006 meta mark set ${TPROXY_MARK} accept
+  }
+}
+`
+
+// The workload: plaintext, answers `[port]` then echoes until the client half-closes.
+const APP = `
+const net = require('node:net')
+for (const port of [8080, 8081]) {
+  net.createServer({ allowHalfOpen: true }, (s) => { s.write('[' + port + ']'); s.pipe(s); s.on('error', () => {}) })
+    .listen({ host: '::', port, ipv6Only: false }, () => console.log('listening ' + port))
+}
+`
+
+interface ClientResult {
+  readonly secure: boolean
+  readonly received: string
+  readonly error?: string
+  readonly timeout?: boolean
+}
+
+class LineReader {
+  readonly lines: string[] = []
+  #waiters: (() => void)[] = []
+  constructor(stream: NodeJS.ReadableStream | null) {
+    let buf = ''
+    stream?.setEncoding('utf8')
+    stream?.on('data', (chunk: string) => {
+      buf += chunk
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        this.lines.push(buf.slice(0, nl))
+        buf = buf.slice(nl + 1)
+      }
+      for (const w of this.#waiters.splice(0)) w()
+    })
+  }
+  /** The first JSON line at index >= from that satisfies pred. */
+  async next<T>(pred: (obj: Record<string, unknown>) => boolean, from = 0, timeoutMs = 10_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      for (const l of this.lines.slice(from)) {
+        try {
+          const obj = JSON.parse(l) as Record<string, unknown>
+          if (pred(obj)) return obj as T
+        } catch {
+          // not JSON
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`no matching line within ${timeoutMs} ms; got: ${this.lines.join(' | ')}`)
+      await new Promise<void>((r) => {
+        this.#waiters.push(r)
+        setTimeout(r, 100)
+      })
+    }
+  }
+}
+
+const describeNetns = requireNetns()
+
+describeNetns('built-in data plane, transparent ingress in a network namespace', () => {
+  let topo: Topology
+  let dir: string
+  let dataplane: ChildProcess
+  let out: LineReader
+  let stderr: LineReader
+  let caFile: string
+  let cliDir: string
+  let strangerDir: string
+
+  const command = (line: string): void => {
+    dataplane.stdin?.write(`${line}\n`)
+  }
+  const client = async (host: string, port: number, certDir: string, payload: string): Promise<ClientResult> => {
+    const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'tls-client.mjs'), host, String(port), caFile, certDir, payload], { timeoutMs: 15_000 })
+    if (r.code !== 0) throw new Error(`client failed (${r.code}): ${r.stderr}`)
+    return JSON.parse(r.stdout.trim()) as ClientResult
+  }
+  const stats = async (): Promise<Record<string, any>> => {
+    const before = out.lines.length
+    command('stats')
+    const line = await out.next<{ stats: Record<string, any> }>((o) => 'stats' in o, before)
+    return line.stats
+  }
+
+  beforeAll(async () => {
+    topo = await createTopology({ prefix: 'pmdp', nodes: ['c', 's'] })
+    const s = topo.node('s')
+    dir = await mkdtemp(join(tmpdir(), 'pmdp-'))
+    const pki = await createTestPki('mesh')
+    const stranger = await createTestPki('stranger')
+    const srvDir = join(dir, 'server')
+    cliDir = join(dir, 'client')
+    strangerDir = join(dir, 'stranger')
+    await writeContrastLayout(srvDir, pki, await pki.issue({ dns: ['s.mesh'], ip: [s.ipv4, s.ipv6] }))
+    await writeContrastLayout(cliDir, pki, await pki.issue({ dns: ['c.mesh'] }))
+    await writeContrastLayout(strangerDir, stranger, await stranger.issue({ dns: ['c.mesh'] }))
+    caFile = join(srvDir, 'mesh-ca.pem')
+
+    const setup: [string, string[], string?][] = [
+      ['nft', ['-f', '-'], RULESET],
+      ['ip', ['-4', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
+      ['ip', ['-4', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
+      ['ip', ['-6', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
+      ['ip', ['-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
+    ]
+    for (const [cmd, args, input] of setup) {
+      const r = await topo.exec('s', cmd, args, input === undefined ? {} : { input })
+      if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
+    }
+
+    const app = topo.spawn('s', NODE, ['-e', APP])
+    const appOut = new LineReader(app.stdout)
+    const deadline = Date.now() + 10_000
+    while (appOut.lines.filter((l) => l.startsWith('listening')).length < 2) {
+      if (Date.now() > deadline) throw new Error('app did not start')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+
+    dataplane = topo.spawn('s', NODE, ['--import', join(NETNS_DIR, 'ts-register.mjs'), join(NETNS_DIR, 'dataplane-main.ts'), srvDir], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    out = new LineReader(dataplane.stdout)
+    stderr = new LineReader(dataplane.stderr)
+    await out.next((o) => o.ready === true).catch((err: Error) => {
+      throw new Error(`${err.message}\nstderr: ${stderr.lines.slice(-10).join('\n')}`)
+    })
+  })
+
+  afterAll(async () => {
+    await topo?.cleanup()
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('holds a connection that arrives before certificates and serves it once they are loaded (IPv4)', async () => {
+    const s = topo.node('s')
+    const pending = client(s.ipv4, 8080, cliDir, 'early')
+    let settled = false
+    void pending.then(() => (settled = true))
+    const deadline = Date.now() + 5000
+    while ((await stats()).connectionsActive < 1) {
+      if (Date.now() > deadline) throw new Error('connection never reached the data plane')
+    }
+    await new Promise((r) => setTimeout(r, 300))
+    expect(settled).toBe(false)
+    const before = out.lines.length
+    command('load')
+    await out.next((o) => o.loaded === true, before)
+    expect(await pending).toEqual({ secure: true, received: '[8080]early' })
+  })
+
+  it('terminates mTLS and forwards to the original destination port (IPv4 and IPv6)', async () => {
+    const s = topo.node('s')
+    expect(await client(s.ipv4, 8080, cliDir, 'ping4')).toEqual({ secure: true, received: '[8080]ping4' })
+    expect(await client(s.ipv6, 8080, cliDir, 'ping6')).toEqual({ secure: true, received: '[8080]ping6' })
+  })
+
+  it('refuses a client without a certificate on 15006', async () => {
+    const r = await client(topo.node('s').ipv4, 8080, '-', 'anonymous')
+    expect(r.received).toBe('')
+    expect(r.error).toBeDefined()
+  })
+
+  it('refuses a client whose certificate does not chain to the mesh CA', async () => {
+    const r = await client(topo.node('s').ipv6, 8080, strangerDir, 'stranger')
+    expect(r.received).toBe('')
+  })
+
+  it('accepts a client without a certificate on 15007 (port 8081)', async () => {
+    expect(await client(topo.node('s').ipv4, 8081, '-', 'open')).toEqual({ secure: true, received: '[8081]open' })
+  })
+
+  it('refuses a connection addressed to the mesh port itself (loop)', async () => {
+    const r = await client(topo.node('s').ipv4, 15006, cliDir, 'loop')
+    expect(r.received).toBe('')
+    expect(r.secure).toBe(false)
+  })
+
+  it('counted all of it', async () => {
+    const st = await stats()
+    expect(st.handshakesCompleted).toEqual({ ingress: 3, 'ingress-no-client-auth': 1 })
+    expect(st.failures).toEqual({ NO_CLIENT_CERT: 1, UNTRUSTED_PEER: 1, LOOP: 1 })
+    expect(st.connectionsAccepted).toEqual({ ingress: 6, 'ingress-no-client-auth': 1 })
+    expect(st.bytesIn).toBe('early'.length + 'ping4'.length + 'ping6'.length + 'open'.length)
+  })
+})

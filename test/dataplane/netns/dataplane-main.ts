@@ -1,0 +1,46 @@
+// The built-in data plane as a process, for network-namespace tests: the spec comes
+// from deriveSpec, credentials from a Contrast-layout directory. Starts without
+// credentials (connections are held) and takes line commands on stdin:
+//   load   install credentials      stats   print stats as one JSON line
+//   close  close() and exit
+// Logs (pino JSON) go to stderr; stdout carries only JSON replies.
+
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { pino } from 'pino'
+import type { MeshConfig, Port } from '../../../src/config/types.js'
+import { createBuiltinDataPlane, deriveSpec } from '../../../src/dataplane/index.js'
+
+const [dir, captureArg] = process.argv.slice(2)
+if (dir === undefined) throw new Error('usage: dataplane-main.ts <tls-config dir> [capture]')
+const config: MeshConfig = {
+  ingress: { enabled: true, rules: [] },
+  egress: [],
+  transparentEgress: { enabled: captureArg === 'capture', allowPlaintext: [] },
+  admin: { port: 15020 as Port, exposed: false },
+}
+const spec = deriveSpec(config, { handshakeMs: 3000, connectMs: 3000, certificateWaitMs: 10_000, drainMs: 500 })
+const log = pino({ level: 'debug' }, pino.destination(2))
+const dp = createBuiltinDataPlane(spec, { log })
+const reply = (obj: unknown): void => {
+  process.stdout.write(`${JSON.stringify(obj)}\n`)
+}
+
+await dp.start()
+reply({ ready: true, state: dp.state, addresses: dp.addresses() })
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const cmd = line.trim()
+  if (cmd === 'load') {
+    const read = (f: string): string => readFileSync(join(dir, f), 'utf8')
+    dp.setCredentials({ meshCa: read('mesh-ca.pem'), certChain: read('certChain.pem'), key: read('key.pem') })
+    reply({ loaded: true, state: dp.state })
+  } else if (cmd === 'stats') {
+    reply({ stats: dp.stats() })
+  } else if (cmd === 'close') {
+    void dp.close().then(() => {
+      reply({ closed: true })
+      process.exit(0)
+    })
+  }
+})
