@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { TPROXY_MARK, TPROXY_ROUTE_TABLE } from '../../../src/config/types.js'
+import { MESH_SOCKET_MARK, TPROXY_MARK, TPROXY_ROUTE_TABLE } from '../../../src/config/types.js'
 import { requireNetns, createTopology, type Topology } from '../../e2e/netns.js'
 import { createTestPki, writeContrastLayout } from '../../fixtures/pki.js'
 
@@ -24,6 +24,25 @@ table inet pmdp {
     iifname "lo" accept
     tcp dport 8081 tproxy to :15007 meta mark set ${TPROXY_MARK} accept
     meta l4proto tcp tproxy to :15006 meta mark set ${TPROXY_MARK} accept
+  }
+}
+`
+
+// The client pod: its own outbound TCP (not the mesh's, marked ${MESH_SOCKET_MARK}) is
+// routed to lo and handed to the egress capture listener.
+const CAPTURE_RULESET = `
+table inet pmdp {
+  chain output {
+    type route hook output priority mangle; policy accept;
+    meta mark ${MESH_SOCKET_MARK} accept
+    ip daddr 127.0.0.0/8 accept
+    ip6 daddr ::1 accept
+    fib daddr type local accept
+    meta l4proto tcp meta mark set ${TPROXY_MARK}
+  }
+  chain prerouting {
+    type filter hook prerouting priority mangle; policy accept;
+    meta mark ${TPROXY_MARK} meta l4proto tcp tproxy to :15001 accept
   }
 }
 `
@@ -81,31 +100,63 @@ class LineReader {
   }
 }
 
+interface DataPlaneProcess {
+  command(line: string): number
+  readonly out: LineReader
+  readonly stderr: LineReader
+  stats(): Promise<Record<string, any>>
+}
+
+function startDataPlane(topo: Topology, node: string, tlsDir: string, capture: boolean): DataPlaneProcess {
+  const args = ['--import', join(NETNS_DIR, 'ts-register.mjs'), join(NETNS_DIR, 'dataplane-main.ts'), tlsDir]
+  if (capture) args.push('capture')
+  const child = topo.spawn(node, NODE, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  const out = new LineReader(child.stdout)
+  const stderr = new LineReader(child.stderr)
+  const command = (line: string): number => {
+    const before = out.lines.length
+    child.stdin?.write(`${line}\n`)
+    return before
+  }
+  return {
+    command,
+    out,
+    stderr,
+    async stats() {
+      const before = command('stats')
+      return (await out.next<{ stats: Record<string, any> }>((o) => 'stats' in o, before)).stats
+    },
+  }
+}
+
+async function setUp(topo: Topology, node: string, ruleset: string): Promise<void> {
+  const steps: [string, string[], string?][] = [
+    ['nft', ['-f', '-'], ruleset],
+    ['ip', ['-4', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
+    ['ip', ['-4', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
+    ['ip', ['-6', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
+    ['ip', ['-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
+  ]
+  for (const [cmd, args, input] of steps) {
+    const r = await topo.exec(node, cmd, args, input === undefined ? {} : { input })
+    if (r.code !== 0) throw new Error(`${node}: ${cmd} ${args.join(' ')}: ${r.stderr}`)
+  }
+}
+
 const describeNetns = requireNetns()
 
 describeNetns('built-in data plane, transparent ingress in a network namespace', () => {
   let topo: Topology
   let dir: string
-  let dataplane: ChildProcess
-  let out: LineReader
-  let stderr: LineReader
+  let server: DataPlaneProcess
   let caFile: string
   let cliDir: string
   let strangerDir: string
 
-  const command = (line: string): void => {
-    dataplane.stdin?.write(`${line}\n`)
-  }
   const client = async (host: string, port: number, certDir: string, payload: string): Promise<ClientResult> => {
     const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'tls-client.mjs'), host, String(port), caFile, certDir, payload], { timeoutMs: 15_000 })
     if (r.code !== 0) throw new Error(`client failed (${r.code}): ${r.stderr}`)
     return JSON.parse(r.stdout.trim()) as ClientResult
-  }
-  const stats = async (): Promise<Record<string, any>> => {
-    const before = out.lines.length
-    command('stats')
-    const line = await out.next<{ stats: Record<string, any> }>((o) => 'stats' in o, before)
-    return line.stats
   }
 
   beforeAll(async () => {
@@ -122,17 +173,7 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
     await writeContrastLayout(strangerDir, stranger, await stranger.issue({ dns: ['c.mesh'] }))
     caFile = join(srvDir, 'mesh-ca.pem')
 
-    const setup: [string, string[], string?][] = [
-      ['nft', ['-f', '-'], RULESET],
-      ['ip', ['-4', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
-      ['ip', ['-4', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
-      ['ip', ['-6', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
-      ['ip', ['-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
-    ]
-    for (const [cmd, args, input] of setup) {
-      const r = await topo.exec('s', cmd, args, input === undefined ? {} : { input })
-      if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`)
-    }
+    await setUp(topo, 's', RULESET)
 
     const app = topo.spawn('s', NODE, ['-e', APP])
     const appOut = new LineReader(app.stdout)
@@ -142,13 +183,9 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
       await new Promise((r) => setTimeout(r, 50))
     }
 
-    dataplane = topo.spawn('s', NODE, ['--import', join(NETNS_DIR, 'ts-register.mjs'), join(NETNS_DIR, 'dataplane-main.ts'), srvDir], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    out = new LineReader(dataplane.stdout)
-    stderr = new LineReader(dataplane.stderr)
-    await out.next((o) => o.ready === true).catch((err: Error) => {
-      throw new Error(`${err.message}\nstderr: ${stderr.lines.slice(-10).join('\n')}`)
+    server = startDataPlane(topo, 's', srvDir, false)
+    await server.out.next((o) => o.ready === true).catch((err: Error) => {
+      throw new Error(`${err.message}\nstderr: ${server.stderr.lines.slice(-10).join('\n')}`)
     })
   })
 
@@ -163,14 +200,12 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
     let settled = false
     void pending.then(() => (settled = true))
     const deadline = Date.now() + 5000
-    while ((await stats()).connectionsActive < 1) {
+    while ((await server.stats()).connectionsActive < 1) {
       if (Date.now() > deadline) throw new Error('connection never reached the data plane')
     }
     await new Promise((r) => setTimeout(r, 300))
     expect(settled).toBe(false)
-    const before = out.lines.length
-    command('load')
-    await out.next((o) => o.loaded === true, before)
+    await server.out.next((o) => o.loaded === true, server.command('load'))
     expect(await pending).toEqual({ secure: true, received: '[8080]early' })
   })
 
@@ -202,10 +237,32 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
   })
 
   it('counted all of it', async () => {
-    const st = await stats()
+    const st = await server.stats()
     expect(st.handshakesCompleted).toEqual({ ingress: 3, 'ingress-no-client-auth': 1 })
     expect(st.failures).toEqual({ NO_CLIENT_CERT: 1, UNTRUSTED_PEER: 1, LOOP: 1 })
     expect(st.connectionsAccepted).toEqual({ ingress: 6, 'ingress-no-client-auth': 1 })
     expect(st.bytesIn).toBe('early'.length + 'ping4'.length + 'ping6'.length + 'open'.length)
+  })
+
+  it('captures the client pod\'s plaintext egress and carries it over mTLS to the server pod (IPv4 and IPv6)', async () => {
+    await setUp(topo, 'c', CAPTURE_RULESET)
+    const capture = startDataPlane(topo, 'c', cliDir, true)
+    await capture.out.next((o) => o.ready === true)
+    await capture.out.next((o) => o.loaded === true, capture.command('load'))
+    const serverBefore = await server.stats()
+    const s = topo.node('s')
+    for (const [host, payload] of [
+      [s.ipv4, 'plain4'],
+      [s.ipv6, 'plain6'],
+    ] as const) {
+      const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'tcp-client.mjs'), host, '8080', payload], { timeoutMs: 15_000 })
+      expect(JSON.parse(r.stdout.trim())).toEqual({ received: `[8080]${payload}` })
+    }
+    const st = await capture.stats()
+    expect(st.handshakesCompleted).toEqual({ 'egress-capture': 2 })
+    expect(st.failures).toEqual({})
+    // The server pod saw two more mTLS handshakes: the bytes were not plaintext on the wire.
+    const serverAfter = await server.stats()
+    expect(serverAfter.handshakesCompleted.ingress).toBe(serverBefore.handshakesCompleted.ingress + 2)
   })
 })
