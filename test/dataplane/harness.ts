@@ -5,12 +5,27 @@ import type { X509Certificate } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import { pino, type Logger } from 'pino'
+import { it } from 'vitest'
 import type { Port } from '../../src/config/types.js'
 import type { DataPlaneSpec, EgressListenerSpec, ListenerSpec, TimeoutsSpec } from '../../src/dataplane/spec.js'
 import type { TestLeaf, TestPki } from '../fixtures/pki.js'
 import { logSink } from '../support.js'
 
 export const isRoot = process.getuid?.() === 0
+
+/**
+ * `it` for tests that need root (CAP_NET_ADMIN for IP_TRANSPARENT / SO_MARK): runs as
+ * root; under CI=true without root it runs and fails; elsewhere it is skipped with the
+ * reason in its title.
+ */
+export function itAsRoot(name: string, fn: () => Promise<void> | void): void {
+  if (isRoot) it(name, fn)
+  else if (process.env.CI === 'true') {
+    it(name, () => {
+      throw new Error('this test needs root (CAP_NET_ADMIN), which CI=true requires')
+    })
+  } else it.skip(`${name} (skipped: needs root for CAP_NET_ADMIN)`, fn)
+}
 
 /** Socket-option knobs for the data plane: real marks and transparency when we can. */
 export const privileges = { socketMark: isRoot ? undefined : null, transparent: isRoot } as const
@@ -46,6 +61,7 @@ export interface Upstream {
   readonly peerCerts: (X509Certificate | undefined)[]
   readonly resumed: boolean[]
   readonly servernames: (string | false | null)[]
+  readonly protocols: (string | null)[]
   close(): Promise<void>
 }
 
@@ -59,11 +75,13 @@ export async function startUpstream(
   leaf: TestLeaf,
   onConnection: (s: tls.TLSSocket) => void = (s) => s.pipe(s),
   host = '127.0.0.1',
+  tlsOptions: tls.TlsOptions = {},
 ): Promise<Upstream> {
   const accepted: tls.TLSSocket[] = []
   const peerCerts: (X509Certificate | undefined)[] = []
   const resumed: boolean[] = []
   const servernames: (string | false | null)[] = []
+  const protocols: (string | null)[] = []
   const server = tls.createServer({
     cert: leaf.chainPem,
     key: leaf.keyPem,
@@ -72,12 +90,14 @@ export async function startUpstream(
     rejectUnauthorized: true,
     allowHalfOpen: true,
     minVersion: 'TLSv1.2',
+    ...tlsOptions,
   })
   server.on('secureConnection', (s) => {
     accepted.push(s)
     peerCerts.push(s.getPeerX509Certificate())
     resumed.push(s.isSessionReused())
     servernames.push(s.servername)
+    protocols.push(s.getProtocol())
     s.on('error', () => {})
     onConnection(s)
   })
@@ -97,6 +117,7 @@ export async function startUpstream(
     peerCerts,
     resumed,
     servernames,
+    protocols,
     close: () =>
       new Promise<void>((r) => {
         for (const s of accepted) s.destroy()

@@ -32,8 +32,13 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
 
-async function upstream(leaf: TestLeaf, onConnection?: Parameters<typeof startUpstream>[2], host?: string): Promise<Upstream> {
-  const u = await startUpstream(pki, leaf, onConnection, host)
+async function upstream(
+  leaf: TestLeaf,
+  onConnection?: Parameters<typeof startUpstream>[2],
+  host?: string,
+  tlsOptions?: Parameters<typeof startUpstream>[4],
+): Promise<Upstream> {
+  const u = await startUpstream(pki, leaf, onConnection, host, tlsOptions)
   cleanup.push(() => u.close())
   return u
 }
@@ -177,9 +182,28 @@ describe('explicit egress', () => {
     c1.socket.end('ip')
     expect(await c1.ended).toBe(true)
     expect(c1.received().toString()).toBe('ip')
+    expect(good.servernames).toEqual([false]) // no SNI for an IP literal
     const c2 = connectClient(addr('bad').address, addr('bad').port)
     expect((await c2.closed).hadError).toBe(true)
     expect(dp.stats().failures).toEqual({ SAN_MISMATCH: 1 })
+  })
+
+  it('speaks TLS 1.3 by default and still accepts a TLS 1.2 peer', async () => {
+    const u13 = await upstream(serverLeaf)
+    const u12 = await upstream(serverLeaf, undefined, undefined, { maxVersion: 'TLSv1.2' })
+    const { addr } = await dataPlane(
+      spec([
+        egressListener('v13', '127.0.0.10', { host: '127.0.0.1', port: u13.port }, 'b.mesh'),
+        egressListener('v12', '127.0.0.10', { host: '127.0.0.1', port: u12.port }, 'b.mesh'),
+      ]),
+    )
+    for (const name of ['v13', 'v12']) {
+      const c = connectClient(addr(name).address, addr(name).port)
+      c.socket.end(name)
+      expect(await c.ended).toBe(true)
+      expect(c.received().toString()).toBe(name)
+    }
+    expect([...u13.protocols, ...u12.protocols]).toEqual(['TLSv1.3', 'TLSv1.2'])
   })
 
   it('refuses an upstream from another CA', async () => {

@@ -5,7 +5,7 @@ import { createBuiltinDataPlane } from '../../../src/dataplane/builtin/builtin-d
 import type { DataPlaneSpec } from '../../../src/dataplane/spec.js'
 import { sharedTestPki, type TestLeaf, type TestPki } from '../../fixtures/pki.js'
 import { rejected, thrown } from '../../support.js'
-import { connectClient, egressListener, isRoot, privileges, spec, startUpstream, testLogger, until, type Upstream } from '../harness.js'
+import { connectClient, egressListener, itAsRoot, privileges, spec, startUpstream, testLogger, until, type Upstream } from '../harness.js'
 
 let pki: TestPki
 let clientLeaf: TestLeaf
@@ -113,7 +113,7 @@ describe('start', () => {
     })
   })
 
-  it.runIf(isRoot)('binds a transparent ingress listener dual-stack and refuses connections addressed to a mesh port (loop)', async () => {
+  itAsRoot('binds a transparent ingress listener dual-stack and refuses connections addressed to a mesh port (loop)', async () => {
     const { dp, records } = make(
       spec([{ kind: 'ingress', name: 'ingress', port: 0 as Port, requireClientCert: true, loopGuardPorts: [15006 as Port] }]),
     )

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { MESH_SOCKET_MARK } from '../../../src/config/types.js'
 import { createMarkedSocket, setServerTransparent, setTransparent } from '../../../src/dataplane/builtin/socket-options.js'
 import { thrown } from '../../support.js'
-import { isRoot } from '../harness.js'
+import { isRoot, itAsRoot } from '../harness.js'
 
 describe('setTransparent', () => {
   it.each([4, 6] as const)('reports errno as a typed error (IPv%i, bad fd)', (family) => {
@@ -18,7 +18,7 @@ describe('setTransparent', () => {
     expect(thrown(() => setServerTransparent(net.createServer(), 4))).toMatchObject({ code: 'DATAPLANE_SOCKOPT' })
   })
 
-  it.runIf(isRoot)('makes a listening dual-stack server transparent', async () => {
+  itAsRoot('makes a listening dual-stack server transparent', async () => {
     const server = net.createServer()
     await new Promise<void>((r) => server.listen({ host: '::', port: 0, ipv6Only: false }, r))
     try {
@@ -37,10 +37,10 @@ describe('createMarkedSocket', () => {
     })
   })
 
-  it.runIf(isRoot).each([
+  for (const [family, host] of [
     [4, '127.0.0.1'],
     [6, '::1'],
-  ] as const)('connects with the mark set (IPv%i)', async (family, host) => {
+  ] as const) itAsRoot(`connects with the mark set (IPv${family})`, async () => {
     const server = net.createServer((s) => s.end('ok'))
     await new Promise<void>((r) => server.listen(0, host, r))
     const port = (server.address() as net.AddressInfo).port
