@@ -267,6 +267,12 @@ export const ATTESTED_USAGE = `  --coordinator HOST:PORT     obtain certificates
 
 export interface AttestedRun {
   readonly lifecycle: AttestedCertificates
+  /**
+   * Starts obtaining and renewing; idempotent. Call it once the baseline ruleset is in:
+   * a connection opened before the baseline's conntrack rules exist has no conntrack
+   * entry, and its replies would be dropped as new inbound traffic.
+   */
+  start(): void
   stop(): void
 }
 
@@ -308,6 +314,14 @@ export async function startAttestedCertificates(
     log: ctx.log,
   })
   const abort = new AbortController()
-  void lifecycle.run(abort.signal).catch((err: unknown) => ctx.log.error({ err }, 'certificate lifecycle stopped'))
-  return { lifecycle, stop: () => abort.abort() }
+  let started = false
+  return {
+    lifecycle,
+    start: () => {
+      if (started || abort.signal.aborted) return
+      started = true
+      void lifecycle.run(abort.signal).catch((err: unknown) => ctx.log.error({ err }, 'certificate lifecycle stopped'))
+    },
+    stop: () => abort.abort(),
+  }
 }

@@ -8,6 +8,7 @@ import { execRunner } from '../netfilter/index.js'
 import { isMeshError } from '../errors.js'
 import { DEFAULT_TLS_DIR } from '../pki/index.js'
 import { startAdminServer } from './admin-server.js'
+import { ATTESTED_OPTIONS, ATTESTED_USAGE, startAttestedCertificates, type AttestedRun } from './attested-certs.js'
 import { chooseDataPlane, createDataPlane, type DataPlaneChoice } from './dataplane-select.js'
 import { MeshDaemon } from './daemon.js'
 import { createRootLogger } from './logger.js'
@@ -19,7 +20,7 @@ const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane KIND]
   --envoy-bin PATH   Envoy executable (default: ENVOY_BIN, else envoy on PATH)
   --work-dir DIR     Envoy's bootstrap and SDS files (default /run/podvm-mesh/envoy)
   --log-level LEVEL  pino level (default info); MESH_TRACE=component,... for trace
-${CONFIG_USAGE}`
+${ATTESTED_USAGE}${CONFIG_USAGE}`
 
 export async function runCommand(argv: string[], io: CommandIo): Promise<number> {
   // Before reading the config: help must work even where the environment's config is bad.
@@ -36,6 +37,7 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
         'envoy-bin': { type: 'string' },
         'work-dir': { type: 'string' },
         'log-level': { type: 'string' },
+        ...ATTESTED_OPTIONS,
       },
     })
   } catch (err) {
@@ -67,6 +69,18 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
     ...(parsed.values['work-dir'] !== undefined ? { workDir: parsed.values['work-dir'] } : {}),
   })
   const daemon = new MeshDaemon({ config, tlsDir, dataPlane, runner: execRunner, log })
+  // With --coordinator, attested certificates are written into tlsDir, where the daemon waits for them.
+  let attested: AttestedRun | undefined
+  try {
+    attested = await startAttestedCertificates(parsed.values, { tlsDir, log })
+  } catch (err) {
+    if (!isMeshError(err)) throw err
+    io.stderr.write(`podvm-mesh run: ${err.message}\n`)
+    return 2
+  }
+  daemon.onTransition((_from, to) => {
+    if (to === 'waiting-certificates') attested?.start()
+  })
   const admin = await startAdminServer(
     config.admin,
     {
@@ -95,6 +109,7 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       log.info({ signal }, 'stopping: draining, then back to the closed baseline')
+      attested?.stop()
       void daemon
         .stop()
         .then(() => admin.close())
@@ -114,6 +129,7 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
     await daemon.start()
   } catch (err) {
     log.fatal({ err }, 'boot failed; the pod stays closed')
+    attested?.stop()
     await admin.close()
     dataPlane.destroy()
     return 1

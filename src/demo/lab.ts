@@ -185,6 +185,31 @@ export class MeshLab {
     return this.#track(daemon)
   }
 
+  /**
+   * `podvm-mesh coordinator` inside the node's namespace, JSON logs collected;
+   * `waitReady` resolves once it listens.
+   */
+  startCoordinator(node: string, args: readonly string[]): Daemon {
+    const child = this.topology.spawn(node, NODE, [join(DIST, 'cli.js'), 'coordinator', ...args])
+    const p = lineProcess(child)
+    const records = (): Record<string, unknown>[] =>
+      p.lines.flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>]
+        } catch {
+          return []
+        }
+      })
+    const coordinator: Daemon = {
+      ...p,
+      records,
+      waitReady: async (timeoutMs = 20_000) => {
+        await p.waitFor((l) => l.includes('"msg":"coordinator listening"'), timeoutMs, `coordinator on ${node} to listen`)
+      },
+    }
+    return this.#track(coordinator)
+  }
+
   /** One client connection from inside the node's namespace. */
   async probe(node: string, opts: ProbeOptions): Promise<ProbeResult> {
     const r = await this.topology.exec(node, NODE, [join(DIST, 'demo', 'probe.js'), JSON.stringify(opts)], {

@@ -165,7 +165,7 @@ describe('MeshApi', () => {
   it('a report with a flipped byte fails the signature check, named in details', async () => {
     const req = await request(f, HOST_A)
     const raw = Buffer.from(req.Evidence.Raw)
-    raw[0x100] ^= 1
+    raw[0x100] = raw[0x100]! ^ 1
     const err = await rejected(f.api.newMeshCert({ ...req, Evidence: { ...req.Evidence, Raw: raw } }, undefined))
     expect(err.code).toBe('COORDINATOR_EVIDENCE_REJECTED')
     expect(err.details.reasons.map((r: { code: string }) => r.code)).toContain('SNP_REPORT_SIGNATURE_INVALID')
