@@ -378,6 +378,11 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
     const conn = new Connection(this.#nextConnId++, l.name, (c) => this.#connectionDone(c))
     this.#conns.add(conn)
     conn.add(raw)
+    if (this.#state === 'draining' || this.#state === 'closed') {
+      // Accepted in the same turn as close(): nothing will serve it.
+      conn.destroy()
+      return
+    }
     if (l.kind !== 'egress') {
       const port = raw.localPort
       if (port === undefined || loopGuard.has(port)) {
