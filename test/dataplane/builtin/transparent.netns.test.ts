@@ -241,6 +241,7 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
     expect(st.handshakesCompleted).toEqual({ ingress: 3, 'ingress-no-client-auth': 1 })
     expect(st.failures).toEqual({ NO_CLIENT_CERT: 1, UNTRUSTED_PEER: 1, LOOP: 1 })
     expect(st.connectionsAccepted).toEqual({ ingress: 6, 'ingress-no-client-auth': 1 })
+    expect(st.connectionsActive).toBe(0)
     expect(st.bytesIn).toBe('early'.length + 'ping4'.length + 'ping6'.length + 'open'.length)
   })
 
