@@ -177,3 +177,20 @@ describe('startAttestedCertificates (run flags)', () => {
     expect(await rejected(startAttestedCertificates(values, ctx))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field } })
   })
 })
+
+describe('podvm-mesh run --coordinator', () => {
+  it('refuses --coordinator without --coordinator-identity before applying anything (exit 2)', async () => {
+    const { runCommand } = await import('../../src/agent/run-command.js')
+    const { PassThrough } = await import('node:stream')
+    const err = new PassThrough()
+    let stderr = ''
+    err.on('data', (d: Buffer) => (stderr += d.toString()))
+    const code = await runCommand(['--ingress', '', '--dataplane', 'builtin', '--log-level', 'silent', '--coordinator', '10.0.0.1:7777'], {
+      stdout: new PassThrough(),
+      stderr: err,
+      env: {},
+    })
+    expect(code).toBe(2)
+    expect(stderr).toContain('--coordinator-identity')
+  })
+})

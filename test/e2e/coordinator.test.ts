@@ -37,6 +37,7 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
   let daemonA: Daemon
   let daemonB: Daemon
   let appB: EchoApp
+  let appX: EchoApp
   let stateDir: string
   let manifestV1: string
   let updateKey: string
@@ -116,7 +117,7 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
   })
 
   it('a pod whose HOSTDATA is not in the manifest gets PERMISSION_DENIED and stays closed', async () => {
-    const appX = await lab.startApp('x', { ports: [APP_PORTS.mtls] })
+    appX = await lab.startApp('x', { ports: [APP_PORTS.mtls] })
     const daemonX = lab.startDaemon('x', ['--ingress', '', '--tls-dir', tlsDir('x'), '--dataplane', 'builtin', ...podArgs(HOST.x)])
     const refused = await daemonX.waitFor((l) => l.includes('COORDINATOR_POLICY_NOT_FOUND'), 20_000, 'X to be refused')
     const rec = JSON.parse(refused) as Record<string, unknown>
@@ -138,13 +139,27 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
     await daemonX.exited
   }, 60_000)
 
-  it('a coordinator restart keeps the same root; the mesh keeps working while it is down and after', async () => {
+  it('a coordinator restart keeps the same root; the mesh keeps working while it is down, a pod booting meanwhile stays closed until it is back', async () => {
     coordinator.kill('SIGTERM')
     expect(await coordinator.exited).toBe(0)
     const m = marker('COORD-DOWN')
     expect((await lab.probe('a', { host: EGRESS_B, port: APP_PORTS.mtls, marker: m })).echoed).toBe(true)
+
+    // X boots (with a HOSTDATA the manifest knows) while the coordinator is down.
+    const late = lab.startDaemon('x', ['--ingress', 'public#8080#false', '--tls-dir', tlsDir('x2'), '--dataplane', 'builtin', ...podArgs(HOST.a)])
+    const down = JSON.parse(await late.waitFor((l) => l.includes('COORDINATOR_UNREACHABLE'), 20_000, 'X to find the coordinator down')) as Record<string, unknown>
+    expect(down).toMatchObject({ level: 'warn', msg: 'cannot obtain a mesh certificate; the pod stays closed; retrying' })
+    const early = marker('X-EARLY')
+    expect((await lab.probe('a', { host: lab.node('x').ipv4, port: APP_PORTS.mtls, marker: early, tls: {}, timeoutMs: 2_000 })).echoed).toBe(false)
+    expect(appX.sawMarker(early)).toBe(false)
+
     coordinator = lab.startCoordinator('co', coordinatorArgs())
     await coordinator.waitReady()
+    await late.waitReady(30_000)
+    // Once certified, the #false port takes TLS without a client certificate.
+    expect((await lab.probe('a', { host: lab.node('x').ipv4, port: APP_PORTS.mtls, marker: marker('X-LATE'), tls: {} })).echoed).toBe(true)
+    late.kill('SIGKILL')
+    await late.exited
     expect(listening(coordinator)[0]).toMatchObject({ created: false, rootFingerprint })
     // Both pods renew against the restarted coordinator.
     const [a0, b0] = [obtained(daemonA), obtained(daemonB)]
