@@ -198,7 +198,9 @@ export class AttestedCertificates {
         const got = await this.obtain(signal)
         failuresInRow = 0
         lastReason = undefined
-        wait = Math.max(0, got.renewAt.getTime() - Date.now())
+        // A lifetime shorter than a round trip must not turn renewal into a busy loop.
+        const floor = Math.min(1_000, (got.notAfter.getTime() - got.notBefore.getTime()) / 10)
+        wait = Math.max(floor, got.renewAt.getTime() - Date.now())
       } catch (err) {
         if (signal.aborted) return
         if (!isMeshError(err)) throw err

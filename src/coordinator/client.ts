@@ -49,7 +49,9 @@ function splitAddress(address: string): { host: string; port: number } {
 async function fetchServerChain(address: string, timeoutMs: number, signal?: AbortSignal): Promise<X509Certificate[]> {
   const { host, port } = splitAddress(address)
   return new Promise((resolve, reject) => {
+    const onAbort = (): void => fail(signal?.reason)
     const fail = (cause: unknown): void => {
+      signal?.removeEventListener('abort', onAbort)
       socket.destroy()
       reject(new CoordinatorError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${address}: ${(cause as Error)?.message ?? String(cause)}`, { address }, { cause }))
     }
@@ -64,12 +66,14 @@ async function fetchServerChain(address: string, timeoutMs: number, signal?: Abo
         c = c.issuerCertificate
       }
       socket.end()
+      signal?.removeEventListener('abort', onAbort)
       if (chain.length === 0) fail(new Error('no server certificate'))
       else resolve(chain)
     })
     socket.once('timeout', () => fail(new Error(`TLS handshake timed out after ${timeoutMs} ms`)))
     socket.once('error', fail)
-    signal?.addEventListener('abort', () => fail(signal.reason), { once: true })
+    if (signal?.aborted) fail(signal.reason)
+    else signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
 

@@ -101,6 +101,15 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
     expect(await rejected(lc.obtain())).toMatchObject({ code: 'COORDINATOR_UNREACHABLE' })
   })
 
+  it('attempts leave no abort listeners behind on a long-lived signal (success and failure)', async () => {
+    const { getEventListeners } = await import('node:events')
+    const signal = new AbortController().signal
+    await (await lifecycle(join(work, 'listeners'))).obtain(signal)
+    await rejected((await lifecycle(join(work, 'listeners-down'), { address: '127.0.0.1:1' })).obtain(signal))
+    await rejected((await lifecycle(join(work, 'listeners-unknown'), { provider: await simulated(HOST_UNKNOWN) })).obtain(signal))
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+  })
+
   it('run() keeps retrying with backoff while refused, logging the reason once, and stops on abort', async () => {
     const { log, records } = testLog()
     const lc = new AttestedCertificates({
