@@ -492,6 +492,20 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
         }
       }
       this.#handshakes[l.name] = (this.#handshakes[l.name] ?? 0) + 1
+      if (this.#log.isLevelEnabled('debug')) {
+        const cert = secure.getPeerX509Certificate()
+        this.#log.debug(
+          {
+            listener: l.name,
+            conn: conn.id,
+            peer: { ...peer, names: cert === undefined ? undefined : certificateNames(cert) },
+            destination: { address: destination, port },
+            protocol: secure.getProtocol(),
+            resumed: secure.isSessionReused(),
+          },
+          'ingress handshake completed',
+        )
+      }
       this.#connect(conn, { host: unmapAddress(destination), port }, (app) => {
         const down: Leg = { stream: secure, tcp: raw }
         const up: Leg = { stream: app, tcp: app }
@@ -599,6 +613,20 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
           named = true
           if (pendingSession !== undefined) creds.sessions.set(sessionKey, pendingSession)
           this.#handshakes[conn.listener] = (this.#handshakes[conn.listener] ?? 0) + 1
+          if (this.#log.isLevelEnabled('debug')) {
+            this.#log.debug(
+              {
+                listener: conn.listener,
+                conn: conn.id,
+                upstream: target,
+                peer: { address, names: cert === undefined ? undefined : certificateNames(cert) },
+                protocol: secure.getProtocol(),
+                resumed: secure.isSessionReused(),
+                generation: creds.generation,
+              },
+              'upstream handshake completed',
+            )
+          }
           conn.bytes = () => ({ in: app.bytesRead, out: app.bytesWritten })
           this.#splice(conn, appLeg, { stream: secure, tcp })
         })

@@ -236,11 +236,19 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
     expect(r.secure).toBe(false)
   })
 
+  it('closes a connection that never completes a handshake after handshakeMs', async () => {
+    const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'tcp-client.mjs'), topo.node('s').ipv4, '8080', '-'], { timeoutMs: 15_000 })
+    const result = JSON.parse(r.stdout.trim()) as { received: string; afterMs: number; timeout?: boolean }
+    expect(result.received).toBe('')
+    expect(result.timeout).toBeUndefined()
+    expect(result.afterMs).toBeGreaterThanOrEqual(900) // dataplane-main.ts: handshakeMs 1000
+  })
+
   it('counted all of it', async () => {
     const st = await server.stats()
     expect(st.handshakesCompleted).toEqual({ ingress: 3, 'ingress-no-client-auth': 1 })
-    expect(st.failures).toEqual({ NO_CLIENT_CERT: 1, UNTRUSTED_PEER: 1, LOOP: 1 })
-    expect(st.connectionsAccepted).toEqual({ ingress: 6, 'ingress-no-client-auth': 1 })
+    expect(st.failures).toEqual({ NO_CLIENT_CERT: 1, UNTRUSTED_PEER: 1, LOOP: 1, HANDSHAKE_TIMEOUT: 1 })
+    expect(st.connectionsAccepted).toEqual({ ingress: 7, 'ingress-no-client-auth': 1 })
     expect(st.connectionsActive).toBe(0)
     expect(st.bytesIn).toBe('early'.length + 'ping4'.length + 'ping6'.length + 'open'.length)
   })

@@ -20,7 +20,7 @@ const config: MeshConfig = {
   transparentEgress: { enabled: captureArg === 'capture', allowPlaintext: [] },
   admin: { port: 15020 as Port, exposed: false },
 }
-const spec = deriveSpec(config, { handshakeMs: 3000, connectMs: 3000, certificateWaitMs: 10_000, drainMs: 500 })
+const spec = deriveSpec(config, { handshakeMs: 1000, connectMs: 3000, certificateWaitMs: 10_000, drainMs: 500 })
 const log = pino({ level: 'debug' }, pino.destination(2))
 const dp = createBuiltinDataPlane(spec, { log })
 const reply = (obj: unknown): void => {
