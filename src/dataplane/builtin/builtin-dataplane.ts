@@ -559,8 +559,9 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
           servername: isIpLiteral(target.host) ? undefined : target.host,
           session: creds.sessions.get(sessionKey),
           rejectUnauthorized: true,
-          // Secure naming is checked below on every connection, resumed or not;
-          // Node's own check would also accept the subject CN.
+          // Secure naming is checked below (full handshakes; a resumed session inherits
+          // the check of the handshake it resumes). Node's own check would also accept
+          // the subject CN.
           checkServerIdentity: () => undefined,
         })
         conn.forget(tcp)
