@@ -216,18 +216,24 @@ describe('explicit egress', () => {
     expect(u.accepted).toHaveLength(0)
   })
 
-  it('sends SNI for a DNS upstream and resumes the TLS session on the next connection', async () => {
+  it('sends SNI for a DNS upstream and resumes the TLS session on the next connection, not across credentials', async () => {
     const u = await upstream(await pki.issue({ dns: ['localhost'] }), undefined, '::')
     const { dp, addr } = await dataPlane(spec([egressListener('lh', '127.0.0.4', { host: 'localhost', port: u.port }, 'localhost')]))
-    for (let i = 0; i < 2; i++) {
+    const round = async (i: number): Promise<void> => {
       const c = connectClient(addr('lh').address, addr('lh').port)
       c.socket.end(`round ${i}`)
       expect(await c.ended).toBe(true)
       expect(c.received().toString()).toBe(`round ${i}`)
     }
-    expect(u.servernames).toEqual(['localhost', 'localhost'])
-    expect(u.resumed).toEqual([false, true])
-    expect(dp.stats().handshakesCompleted).toEqual({ lh: 2 })
+    await round(0)
+    await round(1)
+    // New credentials start a new session cache: no session verified under the old
+    // ones is resumed.
+    dp.setCredentials(pki.material(await pki.issue({ dns: ['a.mesh'] })))
+    await round(2)
+    expect(u.servernames).toEqual(['localhost', 'localhost', 'localhost'])
+    expect(u.resumed).toEqual([false, true, false])
+    expect(dp.stats().handshakesCompleted).toEqual({ lh: 3 })
   })
 
   it('keeps an established stream on the old certificate while new connections present the new one', async () => {
