@@ -1,4 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -102,7 +103,6 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
   })
 
   it('attempts leave no abort listeners behind on a long-lived signal (success and failure)', async () => {
-    const { getEventListeners } = await import('node:events')
     const signal = new AbortController().signal
     await (await lifecycle(join(work, 'listeners'))).obtain(signal)
     await rejected((await lifecycle(join(work, 'listeners-down'), { address: '127.0.0.1:1' })).obtain(signal))
