@@ -19,7 +19,8 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { bindReportData, toHex, type EvidenceProvider } from '../attestation/index.js'
+import { bindReportData, parseSnpReport, parseTdxQuote, toHex, type Evidence, type EvidenceProvider } from '../attestation/index.js'
+import { checkInitdataDigest } from '../config/index.js'
 import { checkEvidence, connectMeshApi, CoordinatorError, evidenceProvider, evidenceToWire, wireToEvidence } from '../coordinator/index.js'
 import { isMeshError } from '../errors.js'
 import { checkTlsMaterial, generateKeyPair, splitPemCertificates, TLS_FILES, writeTlsDir } from '../pki/index.js'
@@ -71,6 +72,12 @@ export interface AttestedCertificatesOptions {
   readonly acceptSimulatedCoordinator: boolean
   readonly tlsDir: string
   readonly log: Logger
+  /**
+   * The initdata digest this pod booted with. Our own evidence must report it (SNP
+   * HOST_DATA, TDX MRCONFIGID), or the measured configuration is not the one we run
+   * and nothing is sent: the pod stays closed.
+   */
+  readonly measuredConfigDigest?: Uint8Array
   /** Fraction of the lifetime after which to renew. Default 2/3. */
   readonly renewFraction?: number
   /** Retry backoff: first delay, doubling up to max, each jittered to [50 %, 100 %]. */
@@ -145,6 +152,7 @@ export class AttestedCertificates {
       const kp = await generateKeyPair('P-256')
       const spki = new Uint8Array(await globalThis.crypto.subtle.exportKey('spki', kp.keys.publicKey))
       const evidence = await o.provider.getEvidence(bindReportData(spki, ch.Nonce), signal !== undefined ? { signal } : {})
+      if (o.measuredConfigDigest !== undefined) checkInitdataDigest(o.measuredConfigDigest, measuredConfigField(evidence))
       const res = await conn.newMeshCert({ Nonce: ch.Nonce, PublicKey: spki, Evidence: evidenceToWire(evidence) })
 
       if (!sameCert(res.RootCACert, rootDer)) {
@@ -267,6 +275,11 @@ export const ATTESTED_USAGE = `  --coordinator HOST:PORT     obtain certificates
   --simulated-hostdata HEX   HOST_DATA (32 B) of simulated evidence
 `
 
+/** The field of our own evidence that carries the initdata digest. */
+function measuredConfigField(evidence: Evidence): Uint8Array {
+  return evidence.tee === 'tdx' ? parseTdxQuote(evidence.raw).body.mrConfigId : parseSnpReport(evidence.raw).hostData
+}
+
 export interface AttestedRun {
   readonly lifecycle: AttestedCertificates
   /**
@@ -285,7 +298,7 @@ export interface AttestedRun {
  */
 export async function startAttestedCertificates(
   values: { coordinator?: string | undefined; 'coordinator-identity'?: string | undefined; evidence?: string | undefined; 'simulated-hostdata'?: string | undefined },
-  ctx: { tlsDir: string; log: Logger },
+  ctx: { tlsDir: string; log: Logger; measuredConfigDigest?: Uint8Array },
 ): Promise<AttestedRun | undefined> {
   if (values.coordinator === undefined) {
     for (const k of ['coordinator-identity', 'evidence', 'simulated-hostdata'] as const) {
@@ -314,6 +327,7 @@ export async function startAttestedCertificates(
     acceptSimulatedCoordinator: kind === 'simulated',
     tlsDir: ctx.tlsDir,
     log: ctx.log,
+    ...(ctx.measuredConfigDigest !== undefined ? { measuredConfigDigest: ctx.measuredConfigDigest } : {}),
   })
   const abort = new AbortController()
   let started = false

@@ -3,6 +3,7 @@
 
 import type { CommandIo } from '../cli.js'
 import { CONFIG_USAGE, ConfigError, configFromArgs, formatIssue } from '../config/index.js'
+import { measuredConfig, type MeasuredConfig } from './measured-config.js'
 import { deriveSpec, type DataPlane } from '../dataplane/index.js'
 import { execRunner } from '../netfilter/index.js'
 import { isMeshError } from '../errors.js'
@@ -20,6 +21,9 @@ const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane KIND]
   --envoy-bin PATH   Envoy executable (default: ENVOY_BIN, else envoy on PATH)
   --work-dir DIR     Envoy's bootstrap and SDS files (default /run/podvm-mesh/envoy)
   --log-level LEVEL  pino level (default info); MESH_TRACE=component,... for trace
+  --initdata SRC     the measured mesh config and coordinator pin from Kata initdata:
+                     auto (find the initdata block device), a block device/image, or a .toml
+                     document; excludes the config flags, --file and --coordinator
 ${ATTESTED_USAGE}${CONFIG_USAGE}`
 
 export async function runCommand(argv: string[], io: CommandIo): Promise<number> {
@@ -37,6 +41,7 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
         'envoy-bin': { type: 'string' },
         'work-dir': { type: 'string' },
         'log-level': { type: 'string' },
+        initdata: { type: 'string' },
         ...ATTESTED_OPTIONS,
       },
     })
@@ -49,20 +54,23 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
     throw err
   }
   let choice: DataPlaneChoice
+  let measured: MeasuredConfig | undefined
   try {
     choice = chooseDataPlane(parsed.values.dataplane ?? 'auto', io.env, parsed.values['envoy-bin'])
+    measured = measuredConfig(parsed)
   } catch (err) {
     if (!isMeshError(err)) throw err
     io.stderr.write(`podvm-mesh run: ${err.message}\n`)
+    for (const i of (err.details['issues'] ?? []) as Parameters<typeof formatIssue>[0][]) io.stderr.write(`  ${formatIssue(i)}\n`)
     return 2
   }
   const log = createRootLogger({
     level: parsed.values['log-level'] ?? 'info',
     ...(io.env['MESH_TRACE'] !== undefined ? { trace: io.env['MESH_TRACE'] } : {}),
   })
-  const config = parsed.config
+  const config = measured?.config ?? parsed.config
   const tlsDir = parsed.values['tls-dir'] ?? DEFAULT_TLS_DIR
-  log.info({ config, from: parsed.from, tlsDir }, 'starting')
+  log.info({ config, from: measured === undefined ? parsed.from : 'initdata', tlsDir, ...(measured !== undefined ? { initdata: measured.source, digest: measured.digestHex } : {}) }, 'starting')
 
   const dataPlane: DataPlane = createDataPlane(choice, deriveSpec(config), {
     log,
@@ -72,7 +80,11 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   // With --coordinator, attested certificates are written into tlsDir, where the daemon waits for them.
   let attested: AttestedRun | undefined
   try {
-    attested = await startAttestedCertificates(parsed.values, { tlsDir, log })
+    attested = await startAttestedCertificates(measured?.attestedValues ?? parsed.values, {
+      tlsDir,
+      log,
+      ...(measured !== undefined ? { measuredConfigDigest: measured.digest } : {}),
+    })
   } catch (err) {
     if (!isMeshError(err)) throw err
     io.stderr.write(`podvm-mesh run: ${err.message}\n`)

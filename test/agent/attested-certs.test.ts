@@ -71,6 +71,16 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
     expect(got.renewAt.getTime() - got.notBefore.getTime()).toBeCloseTo((life * 2) / 3, -1)
   })
 
+  it('sends nothing when its own evidence does not report the measured config digest', async () => {
+    // HOST_A is what the simulated report carries; a pod that booted another initdata
+    // must refuse to present it.
+    const other = new Uint8Array(Buffer.from('ee'.repeat(48), 'hex'))
+    const err = await rejected((await lifecycle(join(work, 'digest'), { measuredConfigDigest: other })).obtain())
+    expect(err).toMatchObject({ code: 'INITDATA_DIGEST_MISMATCH' })
+    const same = new Uint8Array(Buffer.from(HOST_A, 'hex'))
+    expect((await (await lifecycle(join(work, 'digest-ok'), { measuredConfigDigest: same })).obtain()).serial).toMatch(/^[0-9A-F]+$/)
+  })
+
   it('pins the coordinator by root CA fingerprint as well', async () => {
     const got = await (await lifecycle(join(work, 'root-pin'), { identity: rootPin() })).obtain()
     expect(got.serial).toMatch(/^[0-9A-F]+$/)

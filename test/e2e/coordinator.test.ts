@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { APP_PORTS, B_INGRESS, DIST, MeshLab, type Daemon, type EchoApp } from '../../src/demo/index.js'
+import { encodeInitdataBlock, initdataFromAnnotation } from '../../src/config/index.js'
 import { splitPemCertificates } from '../../src/pki/index.js'
 import { requireNetns } from './netns.js'
 
@@ -21,11 +22,12 @@ const EGRESS_B = '127.137.0.1'
 const A_EGRESS = `b#${EGRESS_B}:${APP_PORTS.mtls}#b.mesh.test:${APP_PORTS.mtls}`
 const MESH_CN = 'CN=system:coordinator:intermediate'
 
-function manifest(bSans: string[]): string {
+function manifest(bSans: string[], extra: Record<string, { sans: string[] }> = {}): string {
   return JSON.stringify({
     policies: {
       [HOST.a]: { sans: ['a.mesh.test'] },
       [HOST.b]: { sans: bSans },
+      ...extra,
     },
     acceptSimulated: true,
   })
@@ -44,6 +46,43 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
   let signingKey: string
   let address: string
   let rootFingerprint: string
+  let initdata: { hostData: string; file: string }
+
+  /**
+   * The operator's path: a Pod with Contrast's annotations through `podvm-mesh initdata`,
+   * which prints the digest for the coordinator's manifest and sets the annotation whose
+   * document the guest receives on its initdata block device.
+   */
+  const initdataFor = async (coordinatorAddress: string): Promise<{ hostData: string; file: string }> => {
+    const pod = join(lab.workDir, 'pod-i.yaml')
+    await writeFile(
+      pod,
+      [
+        'apiVersion: v1',
+        'kind: Pod',
+        'metadata:',
+        '  name: i',
+        '  annotations:',
+        `    contrast.edgeless.systems/servicemesh-ingress: "public#${APP_PORTS.tls}#false"`,
+        'spec:',
+        '  runtimeClassName: contrast-cc',
+        '  containers:',
+        '    - name: app',
+        '      image: example/app',
+        '',
+      ].join('\n'),
+    )
+    const out = join(lab.workDir, 'pod-i.out.yaml')
+    const cli = await lab.topology.exec('co', process.execPath, [
+      `${DIST}/cli.js`, 'initdata', pod, '--coordinator', coordinatorAddress, '--coordinator-identity', HOST.co, '--json', '--out', out,
+    ])
+    expect(cli.code).toBe(0)
+    const [entry] = JSON.parse(cli.stdout) as { snpHostData: string }[]
+    const annotation = /cc_init_data: (\S+)/.exec(await readFile(out, 'utf8'))![1]!
+    const file = join(lab.workDir, 'initdata-i.img')
+    await writeFile(file, encodeInitdataBlock(initdataFromAnnotation(annotation).bytes))
+    return { hostData: entry!.snpHostData, file }
+  }
 
   const tlsDir = (node: string): string => join(lab.workDir, 'tls', node)
   const coordinatorArgs = (): string[] => [
@@ -70,13 +109,14 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
     lab = await MeshLab.create({
       prefix: 'pmco',
       subnet: 80,
-      nodes: ['co', 'a', 'b', 'x'],
-      hosts: { co: ['coordinator.mesh.test'], a: ['a.mesh.test'], b: ['b.mesh.test'], x: ['x.mesh.test'] },
+      nodes: ['co', 'a', 'b', 'x', 'i'],
+      hosts: { co: ['coordinator.mesh.test'], a: ['a.mesh.test'], b: ['b.mesh.test'], x: ['x.mesh.test'], i: ['i.mesh.test'] },
     })
     address = `${lab.node('co').ipv4}:7777`
+    initdata = await initdataFor(address)
     stateDir = join(lab.workDir, 'coordinator-state')
     manifestV1 = join(lab.workDir, 'manifest-v1.json')
-    await writeFile(manifestV1, manifest(['b.mesh.test']))
+    await writeFile(manifestV1, manifest(['b.mesh.test'], { [initdata.hostData]: { sans: ['i.mesh.test'] } }))
     const kp = generateKeyPairSync('ec', { namedCurve: 'P-256' })
     updateKey = join(lab.workDir, 'update-key.pub.pem')
     signingKey = join(lab.workDir, 'update-key.pem')
@@ -115,6 +155,30 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
     expect(r).toMatchObject({ connected: true, echoed: true })
     expect(appB.sawMarker(m)).toBe(true)
   })
+
+  it('a pod booted from initdata takes its config and coordinator pin from it; the coordinator knows it by the printed digest', async () => {
+    const appI = await lab.startApp('i', { ports: [APP_PORTS.mtls, APP_PORTS.tls] })
+    const daemonI = lab.startDaemon('i', ['--initdata', initdata.file, '--evidence', 'simulated', '--tls-dir', tlsDir('i'), '--dataplane', 'builtin'])
+    try {
+      await daemonI.waitReady()
+      const started = daemonI.records().find((r) => r['msg'] === 'starting')!
+      expect(started).toMatchObject({ from: 'initdata', config: { ingress: { rules: [{ port: APP_PORTS.tls, mode: 'tls' }] } } })
+      expect((await chainOf('i'))[0]!.subject).toBe('CN=i.mesh.test')
+      // The measured #false exception is in force: TLS without a client certificate reaches 8443 ...
+      const m = marker('TO-I-8443')
+      const open = await lab.probe('x', { host: lab.node('i').ipv4, port: APP_PORTS.tls, marker: m, tls: {} })
+      expect(open.echoed).toBe(true)
+      expect(appI.sawMarker(m)).toBe(true)
+      // ... and 8080 still requires a mesh client certificate.
+      const closed = marker('TO-I-8080')
+      await lab.probe('x', { host: lab.node('i').ipv4, port: APP_PORTS.mtls, marker: closed, tls: {}, timeoutMs: 2_500 })
+      expect(appI.sawMarker(closed)).toBe(false)
+    } finally {
+      daemonI.kill('SIGKILL')
+      appI.kill('SIGKILL')
+      await Promise.all([daemonI.exited, appI.exited])
+    }
+  }, 40_000)
 
   it('a pod whose HOSTDATA is not in the manifest gets PERMISSION_DENIED and stays closed', async () => {
     appX = await lab.startApp('x', { ports: [APP_PORTS.mtls] })
