@@ -62,7 +62,8 @@ for (const plane of planes) {
         : ['--dataplane', 'envoy', '--envoy-bin', envoy ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-${node}-${Date.now()}`]
 
     beforeAll(async () => {
-      lab = await MeshLab.create({ prefix: plane.prefix, subnet: plane.subnet, nodes: NODES, hosts: HOSTS })
+      // D is a fourth, egress-only pod for transparent egress.
+      lab = await MeshLab.create({ prefix: plane.prefix, subnet: plane.subnet, nodes: [...NODES, 'd'], hosts: { ...HOSTS, d: ['d.mesh.test'] } })
       const [a, bn, c] = [lab.node('a'), lab.node('b'), lab.node('c')]
       b = bn
       await lab.pki.issue('a', sansFor(a))
@@ -160,6 +161,41 @@ for (const plane of planes) {
       // The builtin data plane names the reason; Envoy reports it in its own words.
       if (plane.kind === 'builtin') expect(JSON.stringify(daemonA.records())).toContain('SAN_MISMATCH')
     })
+
+    it('transparent egress: D’s app dials B directly and is wrapped in mTLS (v4, v6); an allow-listed destination stays plaintext', async () => {
+      const [c, d] = [lab.node('c'), lab.node('d')]
+      await lab.pki.issue('d', sansFor(d))
+      const plainC = await lab.startApp('c', { ports: [9000] })
+      const daemonD = lab.startDaemon('d', [
+        '--ingress', 'DISABLED',
+        '--transparent-egress',
+        '--allow-plaintext', `${c.ipv4}/32`,
+        '--tls-dir', lab.pki.tlsDir('d'),
+        ...dataplaneArgs('d'),
+      ])
+      try {
+        await daemonD.waitReady()
+        const capture = await lab.capture('d')
+        const wrapped4 = marker('D-CAPTURED-V4')
+        const wrapped6 = marker('D-CAPTURED-V6')
+        const allowed = marker('D-ALLOWED')
+        const r4 = await lab.probe('d', { host: b.ipv4, port: APP_PORTS.mtls, marker: wrapped4 })
+        const r6 = await lab.probe('d', { host: b.ipv6, port: APP_PORTS.mtls, marker: wrapped6 })
+        const rc = await lab.probe('d', { host: c.ipv4, port: 9000, marker: allowed })
+        const pcap = await capture.stop()
+        // B:8080 demands a mesh client certificate: D's plaintext app reaching it proves the wrap.
+        expect([r4.echoed, r6.echoed]).toEqual([true, true])
+        expect(appB.sawMarker(wrapped4) && appB.sawMarker(wrapped6)).toBe(true)
+        expect(pcap.includes(Buffer.from(wrapped4)) || pcap.includes(Buffer.from(wrapped6))).toBe(false)
+        // The allow-listed destination is not captured: its bytes are on the wire as sent.
+        expect(rc.echoed).toBe(true)
+        expect(pcap.includes(Buffer.from(allowed))).toBe(true)
+      } finally {
+        daemonD.kill('SIGKILL')
+        plainC.kill('SIGKILL')
+        await Promise.all([daemonD.exited, plainC.exited])
+      }
+    }, 40_000)
 
     it('serves /readyz and Prometheus /metrics on the loopback admin port', async () => {
       const script =
