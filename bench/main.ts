@@ -1,7 +1,8 @@
 // `npm run bench` (as root): plaintext, the built-in mesh and peer TLS proxies on one
 // two-pod topology, the same workloads interleaved round-robin per repetition.
 // Results go to bench/results/latest.{json,md}. Knobs: BENCH_QUICK=1, BENCH_REPS,
-// BENCH_SECONDS (per workload run), BENCH_CONFIGS (comma list of configurations).
+// BENCH_SECONDS (per workload run), BENCH_CONFIGS and BENCH_WORKLOADS (comma lists),
+// BENCH_DAEMON_NODE_ARGS (node flags for the mesh daemons, e.g. --cpu-prof).
 
 import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -24,7 +25,13 @@ const QUICK = process.env['BENCH_QUICK'] === '1'
 const REPS = Number(process.env['BENCH_REPS'] ?? (QUICK ? 3 : 5))
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? (QUICK ? 1 : 2.5))
 const WARMUP_MS = 300
+/** Parallel connection loops in the new-connection workload. */
+const CPS_CONCURRENCY = Number(process.env['BENCH_CPS_CONCURRENCY'] ?? 8)
 const ONLY = process.env['BENCH_CONFIGS']?.split(',').map((s) => s.trim())
+/** A subset of the workloads (comma list), for profiling one at a time. */
+const ONLY_WORKLOADS = process.env['BENCH_WORKLOADS']?.split(',').map((s) => s.trim())
+/** Extra node flags for the mesh daemons, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for profiling. */
+const DAEMON_NODE_ARGS = process.env['BENCH_DAEMON_NODE_ARGS']?.split(' ').filter((a) => a !== '') ?? []
 
 const SERVER_NAME = 'srv.bench.test'
 // Backend ports: plaintext and peers reach the app on PLAIN_*; the mesh's ingress
@@ -204,13 +211,18 @@ async function main(): Promise<void> {
       'stnsrc#9031#true',
     ].join('##')
     let meshPids: number[] = []
+    const meshChildren: ChildProcess[] = []
+    const meshOutput: string[][] = []
     if (want('builtin')) {
       const egress = `echo#127.0.0.1:19010#${SERVER_NAME}:${MESH_APP.echo}##src#127.0.0.1:19011#${SERVER_NAME}:${MESH_APP.source}`
-      const server = topo.spawn('srv', NODE, [CLI, 'run', '--ingress', ingressExceptions, '--tls-dir', lab.pki.tlsDir('srv')])
-      const client = topo.spawn('cli', NODE, [CLI, 'run', '--ingress', 'DISABLED', '--egress', egress, '--tls-dir', lab.pki.tlsDir('cli')])
+      const server = topo.spawn('srv', NODE, [...DAEMON_NODE_ARGS, CLI, 'run', '--ingress', ingressExceptions, '--tls-dir', lab.pki.tlsDir('srv')])
+      const client = topo.spawn('cli', NODE, [...DAEMON_NODE_ARGS, CLI, 'run', '--ingress', 'DISABLED', '--egress', egress, '--tls-dir', lab.pki.tlsDir('cli')])
+      meshChildren.push(server, client)
+      const outs = [collect(server), collect(client)]
+      meshOutput.push(...outs.map((o) => o.lines))
       await Promise.all([
-        collect(server).waitFor(/"msg":"ready"/, 30_000, 'server-side daemon'),
-        collect(client).waitFor(/"msg":"ready"/, 30_000, 'client-side daemon'),
+        outs[0]?.waitFor(/"msg":"ready"/, 30_000, 'server-side daemon'),
+        outs[1]?.waitFor(/"msg":"ready"/, 30_000, 'client-side daemon'),
       ])
       meshPids = [client.pid ?? -1, server.pid ?? -1]
       configs.push({
@@ -291,9 +303,9 @@ async function main(): Promise<void> {
         case 'bulk8':
           return { kind: 'bulk', ...source, durationMs: ms, warmupMs: WARMUP_MS, connections: 8 }
         case 'cps':
-          return { kind: 'cps', ...echo, durationMs: ms, size: 1024, concurrency: 4 }
+          return { kind: 'cps', ...echo, durationMs: ms, size: 1024, concurrency: CPS_CONCURRENCY }
         case 'cpsFull':
-          return c.endpoints.echoFull === undefined ? undefined : { kind: 'cps', ...hostPort(c.endpoints.echoFull), durationMs: ms, size: 1024, concurrency: 4 }
+          return c.endpoints.echoFull === undefined ? undefined : { kind: 'cps', ...hostPort(c.endpoints.echoFull), durationMs: ms, size: 1024, concurrency: CPS_CONCURRENCY }
       }
     }
 
@@ -305,6 +317,7 @@ async function main(): Promise<void> {
         runs[i]?.reps.push({})
       }
       for (const w of WORKLOADS) {
+        if (ONLY_WORKLOADS !== undefined && !ONLY_WORKLOADS.includes(w)) continue
         for (const c of order) {
           const spec = specFor(c, w)
           if (spec === undefined) continue
@@ -370,6 +383,7 @@ async function main(): Promise<void> {
         : {}),
       repetitions: REPS,
       secondsPerRun: SECONDS,
+      cpsConcurrency: CPS_CONCURRENCY,
       date: new Date().toISOString().slice(0, 10),
     }
     const summary = summarize(allRuns)
@@ -379,6 +393,19 @@ async function main(): Promise<void> {
     const md = renderMarkdown(summary, allRuns, setup, st)
     await writeFile(join(RESULTS, 'latest.md'), md)
     process.stdout.write(md)
+    // A clean stop, so profiles (BENCH_DAEMON_NODE_ARGS) are written before the namespaces go.
+    await Promise.all(
+      meshChildren.map(
+        (c) =>
+          new Promise<void>((res) => {
+            if (c.exitCode !== null || c.signalCode !== null) return res()
+            const t = setTimeout(res, 10_000)
+            c.once('exit', () => (clearTimeout(t), res()))
+            c.kill('SIGTERM')
+          }),
+      ),
+    )
+    if (process.env['BENCH_DEBUG'] === '1') for (const lines of meshOutput) process.stderr.write(`--- daemon output\n${lines.slice(-15).join('\n')}\n`)
   } finally {
     await lab.destroy()
   }

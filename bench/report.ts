@@ -40,6 +40,7 @@ export interface Setup {
   readonly stunnel?: string
   readonly repetitions: number
   readonly secondsPerRun: number
+  readonly cpsConcurrency: number
   readonly date: string
 }
 
@@ -168,7 +169,11 @@ export function renderMarkdown(summary: Summary, runs: readonly ConfigRun[], set
       `| ${c} | ${v(c, 'bulk1.MBps')} | ${x(get(c, 'bulk1.MBps').vsPlain)} | ${x(get(c, 'bulk1.MBps').vsHaproxy)} | ${v(c, 'bulk1.cpuSecPerGB', 2)} | ${v(c, 'bulk8.MBps')} | ${x(get(c, 'bulk8.MBps').vsPlain)} | ${x(get(c, 'bulk8.MBps').vsHaproxy)} | ${v(c, 'bulk8.cpuSecPerGB', 2)} |`,
     )
   }
-  out.push('', '**New connection + 1 KiB exchange per iteration** (4 in parallel; resumption = the client-side proxy resumes its TLS session to the server-side proxy)', '')
+  out.push(
+    '',
+    `**New connection + 1 KiB exchange per iteration** (${setup.cpsConcurrency} in parallel; resumed = the client-side proxy resumes its TLS session to the server-side proxy)`,
+    '',
+  )
   out.push('| config | conn/s resumed | × plaintext | × HAProxy | CPU ms / conn | conn/s full handshake | × plaintext | × HAProxy | CPU ms / conn |')
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const c of configs) {

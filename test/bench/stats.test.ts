@@ -84,6 +84,7 @@ describe('report', () => {
       openssl: '3.0',
       repetitions: 3,
       secondsPerRun: 1,
+      cpsConcurrency: 8,
       date: '2026-01-01',
     }
     const md = renderMarkdown(summarizeRuns(runs), runs, setup, { readyMs: [300, 100, 200], rssFresh: [2 ** 20] })

@@ -3,9 +3,10 @@
 // - Data: each chunk is written to the other leg as it arrives, never copied or
 //   inspected; a leg whose writes back up pauses the reader until 'drain'.
 // - Batching: a TLS leg hands over decrypted data one record (<= 16 KiB) per
-//   'data' event, several in a row from one socket read. A full-size chunk corks
-//   the destination until the end of the tick, so the burst leaves in one writev
-//   instead of a syscall per record; small chunks (request/response) go out at once.
+//   'data' event, several in a row from one socket read, each in its own tick. A
+//   large chunk corks the destination until the I/O phase is over (setImmediate),
+//   so the burst leaves in one writev instead of a syscall per record; small chunks
+//   (request/response) go out at once, uncorked.
 // - Half-close: an end (FIN, or TLS close_notify) on one side becomes an end on the
 //   other while the opposite direction keeps flowing (both legs are allowHalfOpen).
 // - Reset: an error on one leg (ECONNRESET, a TLS alert, a timeout) or a close
@@ -70,7 +71,7 @@ function forward(from: net.Socket, to: net.Socket): void {
       corked = true
       to.cork()
       to.write(chunk)
-      process.nextTick(flush)
+      setImmediate(flush)
       return
     }
     if (!to.write(chunk)) from.pause()
