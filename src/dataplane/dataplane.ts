@@ -1,15 +1,9 @@
 // The seam between the agent and a data plane. The agent owns the lifecycle and the
 // certificates; a data plane only carries bytes according to its DataPlaneSpec.
 
-/** PEM text as found in Contrast's `/contrast/tls-config` layout. */
-export interface TlsMaterial {
-  /** `mesh-ca.pem`: one or more CA certificates (a bundle while the mesh CA rotates). */
-  readonly meshCa: string
-  /** `certChain.pem`: leaf first, then intermediates. */
-  readonly certChain: string
-  /** `key.pem`: PKCS#8 private key of the leaf. */
-  readonly key: string
-}
+import type { TlsMaterial } from '../pki/index.js'
+
+export type { TlsMaterial }
 
 /** Monotonic counters; the agent renders them as Prometheus metrics. */
 export interface DataPlaneStats {

@@ -18,6 +18,6 @@ export { EnvoyDataPlane, DEFAULT_BACKOFF, DEFAULT_ENVOY_ADMIN_PORT, DEFAULT_ENVO
 export type { BackoffOptions, EnvoyDataPlaneOptions } from './envoy/supervisor.js'
 export { renderBootstrap } from './envoy/bootstrap.js'
 export type { RenderOptions as EnvoyRenderOptions } from './envoy/bootstrap.js'
-export { renderSdsResources, writeSdsResources, readTlsDir } from './envoy/sds.js'
+export { renderSdsResources, writeSdsResources } from './envoy/sds.js'
 export { EnvoyError } from './envoy/errors.js'
 export type { EnvoyCode } from './envoy/errors.js'

@@ -10,6 +10,6 @@ export {
   writeFileAtomic,
   writeTlsDir,
 } from './store.js'
-export type { TlsDirWatcher, TlsMaterialInfo } from './store.js'
+export type { TlsDirWatcher, TlsMaterial, TlsMaterialInfo } from './store.js'
 export { createAuthority, createMeshAuthority, generateKeyPair, issueLeaf, sanEntries, toNodeCertificate } from './certificates.js'
 export type { Authority, AuthorityOptions, Curve, IssuedLeaf, KeyPairPem, LeafOptions } from './certificates.js'

@@ -7,7 +7,6 @@ import { watch } from 'node:fs'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { TlsMaterial } from '../dataplane/index.js'
 import { PkiError } from './errors.js'
 
 export const TLS_FILES = {
@@ -18,6 +17,16 @@ export const TLS_FILES = {
 } as const
 
 export const DEFAULT_TLS_DIR = '/contrast/tls-config'
+
+/** PEM text as found in Contrast's `/contrast/tls-config` layout. */
+export interface TlsMaterial {
+  /** `mesh-ca.pem`: one or more CA certificates (a bundle while the mesh CA rotates). */
+  readonly meshCa: string
+  /** `certChain.pem`: leaf first, then intermediates. */
+  readonly certChain: string
+  /** `key.pem`: PKCS#8 private key of the leaf. */
+  readonly key: string
+}
 
 /** What a loaded, checked set of files tells about itself. */
 export interface TlsMaterialInfo {

@@ -10,7 +10,5 @@ export type EnvoyCode =
   | 'ENVOY_SPAWN'
   /** Bootstrap or SDS files could not be written. */
   | 'ENVOY_WRITE'
-  /** TLS material given by path could not be read. */
-  | 'ENVOY_READ'
 
 export class EnvoyError extends MeshError<EnvoyCode> {}

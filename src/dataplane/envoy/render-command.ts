@@ -7,7 +7,8 @@ import { CONFIG_USAGE, ConfigError, configFromArgs, formatIssue } from '../../co
 import { isMeshError } from '../../errors.js'
 import { deriveSpec } from '../spec.js'
 import { renderBootstrap } from './bootstrap.js'
-import { readTlsDir, writeSdsResources } from './sds.js'
+import { readTlsDir } from '../../pki/index.js'
+import { writeSdsResources } from './sds.js'
 import { DEFAULT_ENVOY_ADMIN_PORT, DEFAULT_ENVOY_WORK_DIR } from './supervisor.js'
 
 const USAGE = `usage: podvm-mesh render envoy [config flags | --file F] [--sds-dir DIR [--tls-dir DIR]] [--envoy-admin-port N]
@@ -47,7 +48,7 @@ export const renderEnvoyCommand: Command = async (argv, io) => {
     if (portText !== undefined && !/^\d+$/.test(portText)) return fail(`--envoy-admin-port ${JSON.stringify(portText)} is not a number`)
     const bootstrap = renderBootstrap(deriveSpec(config), { sdsDir, adminPort })
     if (tlsDir !== undefined) {
-      writeSdsResources(sdsDir, readTlsDir(tlsDir))
+      writeSdsResources(sdsDir, (await readTlsDir(tlsDir)).material)
       io.stderr.write(`podvm-mesh render envoy: wrote SDS files to ${sdsDir}\n`)
     }
     io.stdout.write(`${JSON.stringify(bootstrap, null, 2)}\n`)

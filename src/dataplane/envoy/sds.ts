@@ -8,16 +8,13 @@
 // The files carry the private key, so they are written 0600 into a directory only the
 // daemon and Envoy can read (tmpfs in the guest).
 
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
-import type { TlsMaterial } from '../dataplane.js'
+import type { TlsMaterial } from '../../pki/index.js'
 import { DataPlaneError } from '../errors.js'
 import { SDS_FILES, SECRET_NAMES, TYPE_URLS } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
-
-/** Contrast's `/contrast/tls-config` file names. */
-export const TLS_DIR_FILES = { meshCa: 'mesh-ca.pem', certChain: 'certChain.pem', key: 'key.pem' } as const
 
 export interface SdsFiles {
   /** File name in the SDS directory → JSON text. Written CA first, certificate second. */
@@ -65,19 +62,6 @@ export function checkTlsMaterial(material: TlsMaterial): void {
     const reason = cause instanceof Error ? cause.message : String(cause)
     throw new DataPlaneError('DATAPLANE_CREDENTIALS', `TLS material rejected: ${reason}`, { reason }, { cause })
   }
-}
-
-/** Reads the Contrast layout (mesh-ca.pem, certChain.pem, key.pem) from `dir`. */
-export function readTlsDir(dir: string): TlsMaterial {
-  const read = (file: string): string => {
-    const path = join(dir, file)
-    try {
-      return readFileSync(path, 'utf8')
-    } catch (err) {
-      throw new EnvoyError('ENVOY_READ', `cannot read ${path}: ${(err as Error).message}`, { path }, { cause: err })
-    }
-  }
-  return { meshCa: read(TLS_DIR_FILES.meshCa), certChain: read(TLS_DIR_FILES.certChain), key: read(TLS_DIR_FILES.key) }
 }
 
 /**

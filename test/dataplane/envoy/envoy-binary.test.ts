@@ -12,7 +12,8 @@ import { promisify } from 'node:util'
 import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec } from '../../../src/dataplane/spec.js'
 import { renderBootstrap } from '../../../src/dataplane/envoy/bootstrap.js'
-import { readTlsDir, writeSdsResources } from '../../../src/dataplane/envoy/sds.js'
+import { readTlsDir } from '../../../src/pki/index.js'
+import { writeSdsResources } from '../../../src/dataplane/envoy/sds.js'
 
 function findEnvoy(): string | undefined {
   const candidates = [process.env['ENVOY_BIN'], ...(process.env['PATH'] ?? '').split(delimiter).map((d) => join(d, 'envoy'))]
@@ -51,9 +52,9 @@ const CASES: Record<string, MeshConfig> = {
 
 describe.skipIf(ENVOY === undefined)('envoy --mode validate (needs an envoy binary: ENVOY_BIN or PATH)', () => {
   let dir: string
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'envoy-validate-'))
-    writeSdsResources(join(dir, 'sds'), readTlsDir(join(import.meta.dirname, 'vectors', 'gen1')))
+    writeSdsResources(join(dir, 'sds'), (await readTlsDir(join(import.meta.dirname, 'vectors', 'gen1'))).material)
   })
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 

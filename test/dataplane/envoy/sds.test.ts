@@ -3,11 +3,12 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SDS_FILES, SECRET_NAMES } from '../../../src/dataplane/envoy/bootstrap.js'
-import { readTlsDir, renderSdsResources, writeSdsResources } from '../../../src/dataplane/envoy/sds.js'
+import { readTlsDir } from '../../../src/pki/index.js'
+import { renderSdsResources, writeSdsResources } from '../../../src/dataplane/envoy/sds.js'
 
 const VECTORS = join(import.meta.dirname, 'vectors')
-const GEN1 = readTlsDir(join(VECTORS, 'gen1'))
-const GEN2 = readTlsDir(join(VECTORS, 'gen2'))
+const GEN1 = (await readTlsDir(join(VECTORS, 'gen1'))).material
+const GEN2 = (await readTlsDir(join(VECTORS, 'gen2'))).material
 import { thrown } from '../../support.js'
 import { validateMessage } from './schema.js'
 
@@ -73,20 +74,5 @@ describe('writeSdsResources', () => {
     const sds = join(dir, 'sds')
     expect(thrown(() => writeSdsResources(sds, { ...GEN1, key: GEN2.key }))).toMatchObject({ code: 'DATAPLANE_CREDENTIALS' })
     expect(() => readdirSync(sds)).toThrow()
-  })
-})
-
-describe('readTlsDir', () => {
-  it('reads the Contrast layout', () => {
-    writeFileSync(join(dir, 'mesh-ca.pem'), MATERIAL.meshCa)
-    writeFileSync(join(dir, 'certChain.pem'), MATERIAL.certChain)
-    writeFileSync(join(dir, 'key.pem'), MATERIAL.key)
-    expect(readTlsDir(dir)).toEqual(MATERIAL)
-  })
-
-  it('names the missing file', () => {
-    mkdirSync(join(dir, 'tls'))
-    writeFileSync(join(dir, 'tls', 'mesh-ca.pem'), MATERIAL.meshCa)
-    expect(thrown(() => readTlsDir(join(dir, 'tls')))).toMatchObject({ code: 'ENVOY_READ', details: { path: join(dir, 'tls', 'certChain.pem') } })
   })
 })

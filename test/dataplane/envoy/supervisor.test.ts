@@ -8,7 +8,7 @@ import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec, type TimeoutsSpec } from '../../../src/dataplane/spec.js'
 import { EnvoyDataPlane, type EnvoyDataPlaneOptions } from '../../../src/dataplane/envoy/supervisor.js'
 import { SDS_FILES } from '../../../src/dataplane/envoy/bootstrap.js'
-import { readTlsDir } from '../../../src/dataplane/envoy/sds.js'
+import { readTlsDir } from '../../../src/pki/index.js'
 import { logSink, rejected, thrown } from '../../support.js'
 import { FakeEnvoy } from './fake-envoy.js'
 import { validateMessage } from './schema.js'
@@ -21,8 +21,8 @@ const CONFIG: MeshConfig = {
 }
 const TIMEOUTS: TimeoutsSpec = { handshakeMs: 1000, connectMs: 1000, certificateWaitMs: 1000, drainMs: 200 }
 const VECTORS = join(import.meta.dirname, 'vectors')
-const MATERIAL = readTlsDir(join(VECTORS, 'gen1'))
-const GEN2 = readTlsDir(join(VECTORS, 'gen2'))
+const MATERIAL = (await readTlsDir(join(VECTORS, 'gen1'))).material
+const GEN2 = (await readTlsDir(join(VECTORS, 'gen2'))).material
 
 let dir: string
 let fake: FakeEnvoy
