@@ -15,7 +15,6 @@
 // `::ffff:a.b.c.d` addresses, unmapped here). Where the kernel has no IPv6 the
 // listener falls back to `0.0.0.0` with IP_TRANSPARENT.
 
-import dns from 'node:dns/promises'
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Logger } from 'pino'
@@ -28,6 +27,7 @@ import { buildCredentials, type Credentials } from './credentials.js'
 import { resetLeg, splice, type Leg } from './forward.js'
 import { certificateHasName, certificateNames, isIpLiteral, unmapAddress } from './peer-name.js'
 import { createMarkedSocket, setServerTransparent, type IpFamily } from './socket-options.js'
+import { UpstreamResolver } from './upstream-resolver.js'
 
 /** Why a connection was refused or failed; the key of DataPlaneStats.failures. */
 export type FailureReason =
@@ -148,6 +148,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
   #listeners: BoundListener[] = []
   #credentials: Credentials | undefined
   #generation = 0
+  readonly #resolver = new UpstreamResolver()
   readonly #conns = new Set<Connection>()
   readonly #held = new Set<Held>()
   #nextConnId = 1
@@ -538,7 +539,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
     let address = target.host
     if (!isIpLiteral(address)) {
       try {
-        address = (await dns.lookup(address)).address
+        address = await this.#resolver.resolve(address)
       } catch (err) {
         if (conn.closed) return
         this.#fail(conn, 'UPSTREAM_CONNECT', { upstream: target, code: errCode(err) })
