@@ -56,6 +56,26 @@ export interface DataPlaneSpec {
   readonly timeouts: TimeoutsSpec
 }
 
+/**
+ * The mesh's TLS parameters, one list for every data plane: TLS 1.3 preferred, 1.2
+ * accepted with ECDHE (forward secrecy) and AEAD suites only. TLS 1.3's own suites are
+ * all AEAD; Envoy (BoringSSL) does not let them be configured at all.
+ */
+export const TLS_POLICY = {
+  minVersion: 'TLSv1.2',
+  maxVersion: 'TLSv1.3',
+  tls13Suites: ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'],
+  tls12Suites: [
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ],
+  curves: ['X25519', 'P-256'],
+} as const
+
 export const DEFAULT_TIMEOUTS: TimeoutsSpec = {
   handshakeMs: 10_000,
   connectMs: 10_000,

@@ -8,20 +8,11 @@ import { X509Certificate } from 'node:crypto'
 import tls from 'node:tls'
 import type { TlsMaterial } from '../dataplane.js'
 import { DataPlaneError } from '../errors.js'
+import { TLS_POLICY } from '../spec.js'
 
-/** TLS 1.3 suites first; the 1.2 list is ECDHE + AEAD only. */
-const CIPHERS = [
-  'TLS_AES_128_GCM_SHA256',
-  'TLS_AES_256_GCM_SHA384',
-  'TLS_CHACHA20_POLY1305_SHA256',
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-].join(':')
-const CURVES = 'X25519:P-256'
+// TLS 1.3 suites first, then the 1.2 list, as OpenSSL takes them in one string.
+const CIPHERS = [...TLS_POLICY.tls13Suites, ...TLS_POLICY.tls12Suites].join(':')
+const CURVES = TLS_POLICY.curves.join(':')
 
 /** Upper bound on cached client sessions; one per upstream (host, port, expected name). */
 export const SESSION_CACHE_ENTRIES = 256
@@ -99,8 +90,8 @@ export function buildCredentials(material: TlsMaterial, generation: number, sess
     cert: material.certChain,
     key: material.key,
     ca: material.meshCa,
-    minVersion: 'TLSv1.2',
-    maxVersion: 'TLSv1.3',
+    minVersion: TLS_POLICY.minVersion,
+    maxVersion: TLS_POLICY.maxVersion,
     ciphers: CIPHERS,
     ecdhCurve: CURVES,
   }

@@ -28,6 +28,7 @@ import type {
   IngressListenerSpec,
   TimeoutsSpec,
 } from '../spec.js'
+import { TLS_POLICY } from '../spec.js'
 import { EnvoyError } from './errors.js'
 
 /** File names inside the SDS directory; one secret per file (Envoy's file SDS takes exactly one). */
@@ -49,19 +50,9 @@ export const TYPE_URLS = {
 const SOL_SOCKET = 1
 const SO_MARK = 36
 
-/**
- * TLS 1.2 suites: ECDHE only (forward secrecy), AEAD only. TLS 1.3 suites are not
- * configurable in Envoy (BoringSSL) and are all AEAD already.
- */
-export const CIPHER_SUITES = [
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-] as const
-export const ECDH_CURVES = ['X25519', 'P-256', 'P-384'] as const
+/** TLS_POLICY's 1.2 suites; Envoy has no setting for TLS 1.3's. */
+export const CIPHER_SUITES = TLS_POLICY.tls12Suites
+export const ECDH_CURVES = TLS_POLICY.curves
 
 export const CLUSTERS = {
   ingress: 'ingress-original-dst',
