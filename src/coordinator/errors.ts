@@ -18,6 +18,11 @@ export type CoordinatorCode =
   | 'COORDINATOR_SIMULATED_REFUSED'
   /** The evidence's REPORT_DATA is not SHA-512(public key ‖ nonce). */
   | 'COORDINATOR_BINDING_MISMATCH'
+  /**
+   * The request presents the coordinator's own TLS key, or evidence of a coordinator
+   * policy: Challenge answers would otherwise serve as evidence for NewMeshCert.
+   */
+  | 'COORDINATOR_KEY_REFUSED'
   /** The evidence verified but matches no reference value of the manifest. */
   | 'COORDINATOR_REFERENCE_MISMATCH'
   /** No manifest policy for the evidence's HOSTDATA / MRCONFIGID. */

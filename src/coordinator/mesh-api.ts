@@ -121,6 +121,12 @@ export class MeshApi {
     const { publicKey, curve } = await importLeafKey(req.PublicKey)
     const evidence = wireToEvidence(req.Evidence)
     this.#consumeNonce(nonce, now)
+    // Challenge hands anyone our own evidence over SHA-512(our TLS key ‖ their nonce);
+    // with their nonce set to a server nonce it would pass the binding check below.
+    // Our key never gets a mesh certificate, so that evidence is worth nothing here.
+    if (Buffer.from(req.PublicKey ?? []).equals(Buffer.from(this.#o.tlsPublicKeyDer))) {
+      throw new CoordinatorError('COORDINATOR_KEY_REFUSED', "the public key is the coordinator's own TLS key", { field: 'PublicKey' })
+    }
     const manifest = this.#o.state.manifest
     const checked = checkEvidence(evidence, {
       publicKeyDer: req.PublicKey,
@@ -134,6 +140,11 @@ export class MeshApi {
     const found = lookupPolicy(manifest, checked.policyHash)
     if (found === undefined) {
       throw new CoordinatorError('COORDINATOR_POLICY_NOT_FOUND', `policy hash ${hash} not found in manifest`, { policyHash: hash, tee: checked.tee })
+    }
+    if (found.policy.role === 'coordinator') {
+      throw new CoordinatorError('COORDINATOR_KEY_REFUSED', `policy ${found.key} is a coordinator's; coordinators get no mesh certificate`, {
+        policyHash: found.key,
+      })
     }
     const peerIp = peerAddress(peer)
     const sans = [...found.policy.sans]

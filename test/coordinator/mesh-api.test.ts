@@ -40,7 +40,7 @@ async function fixture(opts: { manifest?: string; leafLifetimeMs?: number; nonce
     manifest: parseManifest(opts.manifest ?? manifestText()),
     updateKeyPem: updateKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   }
-  const tlsKeyDer = new Uint8Array(randomBytes(91))
+  const tlsKeyDer = await podKey()
   const api = new MeshApi({
     state,
     persist: (s) => saveState(dir, s),
@@ -189,6 +189,27 @@ describe('MeshApi', () => {
       code: 'COORDINATOR_BAD_REQUEST',
       details: { field },
     })
+  })
+})
+
+describe('MeshApi: Challenge answers are no evidence for NewMeshCert', () => {
+  // Challenge returns the coordinator's evidence over SHA-512(its TLS key ‖ any client
+  // nonce); a client nonce equal to a server nonce makes that evidence fit NewMeshCert's
+  // binding for the coordinator's own key.
+  it("refuses the coordinator's own TLS key, whatever the evidence", async () => {
+    const f = await fixture({ manifest: manifestText({}, { [HOST_COORDINATOR]: { sans: ['coordinator.mesh'], workloadSecretId: 'c' } }) })
+    const ch1 = await f.api.challenge({ ClientNonce: randomBytes(16) })
+    const ch2 = await f.api.challenge({ ClientNonce: ch1.Nonce })
+    const err = await rejected(f.api.newMeshCert({ Nonce: ch1.Nonce, PublicKey: f.tlsKeyDer, Evidence: ch2.Evidence }, 'ipv4:10.1.2.3:5555'))
+    expect(err).toMatchObject({ code: 'COORDINATOR_KEY_REFUSED', details: { field: 'PublicKey' } })
+    await removeState(f.dir)
+  })
+
+  it('refuses evidence of a coordinator policy, even bound to another key', async () => {
+    const f = await fixture({ manifest: manifestText({}, { [HOST_COORDINATOR]: { sans: ['coordinator.mesh'], role: 'coordinator' } }) })
+    const err = await rejected(f.api.newMeshCert(await request(f, HOST_COORDINATOR), undefined))
+    expect(err).toMatchObject({ code: 'COORDINATOR_KEY_REFUSED', details: { policyHash: HOST_COORDINATOR } })
+    await removeState(f.dir)
   })
 })
 
