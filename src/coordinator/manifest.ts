@@ -155,11 +155,13 @@ export function parseManifest(text: string, source = 'manifest'): Manifest {
 
 /**
  * The policy for a reported policy hash. SNP: HOST_DATA (32 bytes). TDX: MRCONFIGID
- * (48 bytes), matched whole or, as Contrast does, by its first 32 bytes.
+ * (48 bytes), matched whole or by its first 32 bytes — but only when the rest is zero,
+ * which is how Kata pads a 32-byte digest. Otherwise `digest ‖ anything` would match.
  */
 export function lookupPolicy(manifest: Manifest, reported: Uint8Array): { key: string; policy: Policy } | undefined {
   const full = Buffer.from(reported).toString('hex')
-  const candidates = reported.byteLength === 48 ? [full, full.slice(0, 64)] : [full]
+  const zeroPadded32 = reported.byteLength === 48 && reported.subarray(32).every((b) => b === 0)
+  const candidates = zeroPadded32 ? [full, full.slice(0, 64)] : [full]
   for (const key of candidates) {
     const policy = manifest.policies.get(key)
     if (policy !== undefined) return { key, policy }

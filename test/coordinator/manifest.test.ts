@@ -32,7 +32,8 @@ describe('parseManifest', () => {
 })
 
 describe('lookupPolicy', () => {
-  const mrConfigId = Buffer.from('12'.repeat(48), 'hex')
+  // A 32-byte digest as Kata puts it into MRCONFIGID: zero-padded to 48 bytes.
+  const mrConfigId = Buffer.concat([Buffer.from('12'.repeat(32), 'hex'), Buffer.alloc(16)])
   const m = parseManifest(
     JSON.stringify({
       policies: {
@@ -48,6 +49,9 @@ describe('lookupPolicy', () => {
   it('finds TDX MRCONFIGID whole, or by its first 32 bytes as Contrast does', () => {
     expect(lookupPolicy(m, Buffer.from('34'.repeat(48), 'hex'))?.key).toBe('34'.repeat(48))
     expect(lookupPolicy(m, mrConfigId)?.key).toBe('12'.repeat(32))
+  })
+  it('does not match the 32-byte prefix when the other 16 bytes are not zero', () => {
+    expect(lookupPolicy(m, Buffer.from('12'.repeat(48), 'hex'))).toBeUndefined()
   })
   it('misses an unknown hash', () => {
     expect(lookupPolicy(m, Buffer.alloc(32, 0xee))).toBeUndefined()
