@@ -211,7 +211,11 @@ export class AttestedCertificates {
         wait = Math.max(floor, got.renewAt.getTime() - Date.now())
       } catch (err) {
         if (signal.aborted) return
-        if (!isMeshError(err)) throw err
+        // Anything that fails an attempt (a full disk, a foreign error from a library)
+        // is retried like a refusal: renewal must never stop while the daemon runs.
+        const failure = isMeshError(err)
+          ? err
+          : new AgentError('AGENT_ATTEMPT_FAILED', err instanceof Error ? err.message : String(err), {}, { cause: err })
         this.#failures++
         const initial = this.#o.retryInitialMs ?? 1_000
         const max = this.#o.retryMaxMs ?? 30_000
@@ -221,15 +225,15 @@ export class AttestedCertificates {
         const left = this.#current === undefined ? Infinity : this.#current.notAfter.getTime() - Date.now()
         if (left !== Infinity) delay = Math.max(Math.min(initial, delay), Math.min(delay, Math.floor(left / 4)))
         failuresInRow++
-        const reason = String((err.details as Record<string, unknown>)['reason'] ?? err.code)
-        const fields = { code: err.code, reason, details: err.details, retryInMs: delay, failuresInRow, holding: this.#current?.serial ?? null }
+        const reason = String((failure.details as Record<string, unknown>)['reason'] ?? failure.code)
+        const fields = { code: failure.code, reason, details: failure.details, retryInMs: delay, failuresInRow, holding: this.#current?.serial ?? null }
         const msg =
           this.#current === undefined
             ? 'cannot obtain a mesh certificate; the pod stays closed; retrying'
             : 'cannot renew the mesh certificate; keeping the current one; retrying'
         // Same reason again: debug, so a long outage does not flood the log.
         if (reason === lastReason) this.#log.debug(fields, msg)
-        else this.#log.warn({ ...fields, err: { message: err.message } }, msg)
+        else this.#log.warn({ ...fields, err: { message: failure.message } }, msg)
         lastReason = reason
         wait = delay
       }

@@ -139,11 +139,17 @@ export class MeshDaemon {
         }
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay)
-        signal.addEventListener('abort', () => {
+        // One listener per wait, removed again when the timer fires: a long wait must
+        // not pile listeners onto the daemon's signal.
+        const onAbort = (): void => {
           clearTimeout(t)
           resolve()
-        }, { once: true })
+        }
+        const t = setTimeout(() => {
+          signal.removeEventListener('abort', onAbort)
+          resolve()
+        }, delay)
+        signal.addEventListener('abort', onAbort, { once: true })
       })
       delay = Math.min(delay * 2, max)
     }

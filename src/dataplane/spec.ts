@@ -2,8 +2,8 @@
 // Derived purely from a MeshConfig; the builtin and Envoy data planes both consume
 // it, so a feature is specified once.
 
-import type { MeshConfig, Port } from '../config/types.js'
-import { MESH_PORTS } from '../config/types.js'
+import type { MeshConfig, Port } from '../config/index.js'
+import { MESH_PORTS } from '../config/index.js'
 
 /** Ingress: transparent, TLS terminated, plaintext to the original destination. */
 export interface IngressListenerSpec {

@@ -31,7 +31,7 @@ import {
   type MeshConfig,
   type PlaintextDestination,
   type Port,
-} from '../config/types.js'
+} from '../config/index.js'
 import { NetfilterError } from './errors.js'
 
 /** The one table the mesh owns; nothing else in the ruleset is touched. */

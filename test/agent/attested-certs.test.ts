@@ -1,6 +1,6 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import { getEventListeners } from 'node:events'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -144,6 +144,23 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
     expect(warned.filter((r) => r['level'] === 40)).toHaveLength(1)
     expect(warned[0]).toMatchObject({ code: 'COORDINATOR_REFUSED', reason: 'COORDINATOR_POLICY_NOT_FOUND' })
     expect(await rejected(readTlsDir(join(work, 'retry')))).toMatchObject({ code: 'PKI_MISSING_FILE' })
+  })
+
+  it('run() keeps retrying after a foreign error (here: the TLS directory cannot be created)', async () => {
+    const { log, records } = testLog()
+    const blocker = join(work, 'not-a-directory')
+    await writeFile(blocker, 'x')
+    const lc = await lifecycle(join(blocker, 'tls'), { log, retryInitialMs: 20, retryMaxMs: 40 })
+    const abort = new AbortController()
+    const done = lc.run(abort.signal)
+    const deadline = Date.now() + 10_000
+    while (lc.failures < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    abort.abort()
+    await expect(done).resolves.toBeUndefined()
+    expect(lc.failures).toBeGreaterThanOrEqual(2)
+    expect(records.find((r) => r['msg'] === 'cannot obtain a mesh certificate; the pod stays closed; retrying')).toMatchObject({
+      code: 'AGENT_ATTEMPT_FAILED',
+    })
   })
 
   it('run() renews at two thirds of the lifetime with a fresh key', async () => {

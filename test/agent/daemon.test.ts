@@ -109,8 +109,28 @@ describe('MeshDaemon', () => {
     await writeCertificates(dir)
     await started
     expect(daemon.state).toBe('ready')
+
     expect(f.timeline.at(-1)).toBe('nft final')
     await daemon.stop()
+  })
+
+  it('a long wait does not pile abort listeners onto the daemon’s signal', async () => {
+    const warnings: string[] = []
+    const onWarning = (w: Error): void => void warnings.push(w.name)
+    process.on('warning', onWarning)
+    const f = fakes()
+    const daemon = new MeshDaemon({ config, tlsDir: dir, dataPlane: f.dataPlane, runner: f.runner, log: pino({ level: 'silent' }), pollMs: 5, pollMaxMs: 5 })
+    const started = daemon.start()
+    try {
+      // Some 40 polls: one leaked listener each would pass Node's limit of 10 many times over.
+      await new Promise((r) => setTimeout(r, 300))
+      await new Promise((r) => setImmediate(r))
+      expect(warnings).not.toContain('MaxListenersExceededWarning')
+    } finally {
+      process.off('warning', onWarning)
+      await daemon.stop()
+      await started
+    }
   })
 
   it('stops by closing the data plane first, then restoring the baseline', async () => {

@@ -18,7 +18,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Logger } from 'pino'
-import { MESH_SOCKET_MARK } from '../../config/types.js'
+import { MESH_SOCKET_MARK } from '../../config/index.js'
 import type { DataPlane, DataPlaneState, DataPlaneStats, TlsMaterial } from '../dataplane.js'
 import { DataPlaneError, isDataPlaneError } from '../errors.js'
 import type { DataPlaneSpec, EgressCaptureListenerSpec, EgressListenerSpec, IngressListenerSpec, ListenerSpec } from '../spec.js'
