@@ -16,7 +16,16 @@ export type LoadSpec =
 export type LoadResult =
   | { kind: 'rr'; requests: number; seconds: number; rate: number; latencyUs: LatencySummary; errors: number }
   | { kind: 'bulk'; bytes: number; seconds: number; bytesPerSecond: number; errors: number }
-  | { kind: 'cps'; connections: number; seconds: number; perSecond: number; latencyUs: LatencySummary; errors: number }
+  | {
+      kind: 'cps'
+      connections: number
+      seconds: number
+      perSecond: number
+      latencyUs: LatencySummary
+      errors: number
+      /** Failed iterations by cause: an error code, `timeout`, or `closed` (closed before the whole reply). */
+      errorKinds: Record<string, number>
+    }
 
 /** Upper bound on recorded samples (and so on requests) per run. */
 const MAX_SAMPLES = 2_000_000
@@ -145,6 +154,7 @@ async function cps(spec: Extract<LoadSpec, { kind: 'cps' }>): Promise<LoadResult
   const samples: number[] = []
   let errors = 0
   let done = 0
+  const errorKinds: Record<string, number> = {}
   const t0 = nowUs()
   const end = t0 + spec.durationMs * 1000
   const once = (): Promise<void> =>
@@ -153,10 +163,11 @@ async function cps(spec: Extract<LoadSpec, { kind: 'cps' }>): Promise<LoadResult
       let received = 0
       let settled = false
       const s = net.connect({ host: spec.host, port: spec.port, noDelay: true })
-      const settle = (ok: boolean): void => {
+      const settle = (ok: boolean, why = 'closed'): void => {
         if (settled) return
         settled = true
         clearTimeout(timer)
+        if (!ok) errorKinds[why] = (errorKinds[why] ?? 0) + 1
         if (ok) {
           done++
           samples.push(nowUs() - began)
@@ -167,13 +178,13 @@ async function cps(spec: Extract<LoadSpec, { kind: 'cps' }>): Promise<LoadResult
         }
         resolve()
       }
-      const timer = setTimeout(() => settle(false), CONNECT_TIMEOUT_MS)
+      const timer = setTimeout(() => settle(false, 'timeout'), CONNECT_TIMEOUT_MS)
       s.once('connect', () => s.write(request))
       s.on('data', (c: Buffer) => {
         received += c.length
         if (received >= spec.size) settle(true)
       })
-      s.on('error', () => settle(false))
+      s.on('error', (err: NodeJS.ErrnoException) => settle(false, err.code ?? err.message))
       s.on('close', () => settle(received >= spec.size))
     })
   const loop = async (): Promise<void> => {
@@ -181,7 +192,7 @@ async function cps(spec: Extract<LoadSpec, { kind: 'cps' }>): Promise<LoadResult
   }
   await Promise.all(Array.from({ length: spec.concurrency }, loop))
   const seconds = (nowUs() - t0) / 1e6
-  return { kind: 'cps', connections: done, seconds, perSecond: done / seconds, latencyUs: summarize(samples), errors }
+  return { kind: 'cps', connections: done, seconds, perSecond: done / seconds, latencyUs: summarize(samples), errors, errorKinds }
 }
 
 async function main(): Promise<void> {

@@ -334,6 +334,7 @@ async function main(): Promise<void> {
             log(`  ${c.name} ${w}: ${r.error}`)
             continue
           }
+          if (r.errors > 0) log(`  ${c.name} ${w}: ${r.errors} failed${r.kind === 'cps' ? ` ${JSON.stringify(r.errorKinds)}` : ''}`)
           const s: Sample =
             r.kind === 'bulk'
               ? { units: r.bytes, seconds: r.seconds, errors: r.errors }
