@@ -46,6 +46,21 @@ export function parseCoordinatorIdentity(text: string): CoordinatorIdentity {
   })
 }
 
+/**
+ * A policy hash names a configuration that whoever launches the VM may set; only a
+ * launch measurement names the code. On real hardware the pin must carry both (labs
+ * with simulated evidence prove nothing either way and are exempt).
+ */
+export function requireMeasurementPin(measurements: readonly string[] | undefined, tee: string): void {
+  if (measurements === undefined && tee !== 'simulated') {
+    throw new CoordinatorError(
+      'COORDINATOR_UNTRUSTED',
+      'a policy-hash pin needs the coordinator measurements too (HOST_DATA/MRCONFIGID is chosen by the host at launch); pin --coordinator-measurement, or root-ca:',
+      { step: 'identity', tee },
+    )
+  }
+}
+
 /** The pinned digest as the TEE field holds it: zero-padded or truncated (as Kata does). */
 function pinAsField(hex: string, size: number): string {
   const b = Buffer.alloc(size)
@@ -67,6 +82,12 @@ export interface ObtainedCertificate {
 export interface AttestedCertificatesOptions {
   readonly address: string
   readonly identity: CoordinatorIdentity
+  /**
+   * Launch measurements (SNP MEASUREMENT / TDX MRTD, hex) the coordinator's evidence must
+   * report. Required with a policy-hash pin on real hardware: HOST_DATA / MRCONFIGID is
+   * chosen by whoever launches the VM, so on its own it says nothing about the code.
+   */
+  readonly coordinatorMeasurements?: readonly string[]
   readonly provider: EvidenceProvider
   /** Accept a coordinator whose evidence is simulated (only with our own simulated evidence). */
   readonly acceptSimulatedCoordinator: boolean
@@ -126,11 +147,15 @@ export class AttestedCertificates {
       // The coordinator's evidence: genuine, bound to the TLS key this channel proved.
       let checked
       try {
+        const measurements = o.coordinatorMeasurements
         checked = checkEvidence(wireToEvidence(ch.Evidence), {
           publicKeyDer: keys[0]!,
           nonce: clientNonce,
           at: new Date(),
           acceptSimulated: o.acceptSimulatedCoordinator,
+          ...(measurements !== undefined
+            ? { referenceValues: { snp: { measurements: [...measurements] }, tdx: { mrTd: [...measurements] } } }
+            : {}),
         })
       } catch (err) {
         if (!(err instanceof CoordinatorError)) throw err
@@ -141,6 +166,7 @@ export class AttestedCertificates {
         throw new CoordinatorError('COORDINATOR_UNTRUSTED', `coordinator root ${rootSha256} is not the pinned ${o.identity.sha256}`, { step: 'identity', rootSha256 })
       }
       if (o.identity.kind === 'policy-hash') {
+        requireMeasurementPin(o.coordinatorMeasurements, checked.tee)
         const reported = toHex(checked.policyHash)
         const want = pinAsField(o.identity.hex, checked.policyHash.byteLength)
         if (reported !== want) {
@@ -269,12 +295,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export const ATTESTED_OPTIONS = {
   coordinator: { type: 'string' },
   'coordinator-identity': { type: 'string' },
+  'coordinator-measurement': { type: 'string', multiple: true },
   evidence: { type: 'string' },
   'simulated-hostdata': { type: 'string' },
 } as const
 
 export const ATTESTED_USAGE = `  --coordinator HOST:PORT     obtain certificates from this coordinator (attested), renew at 2/3 lifetime
   --coordinator-identity ID  policy:<hex> (its policy hash) or root-ca:<sha256 of its root CA>
+  --coordinator-measurement HEX  its launch measurement (SNP MEASUREMENT / TDX MRTD); repeatable;
+                             required with a policy pin on real hardware
   --evidence KIND            auto (default), configfs-tsm, attestation-agent, simulated (no TEE: labs only)
   --simulated-hostdata HEX   HOST_DATA (32 B) of simulated evidence
 `
@@ -301,11 +330,17 @@ export interface AttestedRun {
  * boot attested for may open the pod.
  */
 export async function startAttestedCertificates(
-  values: { coordinator?: string | undefined; 'coordinator-identity'?: string | undefined; evidence?: string | undefined; 'simulated-hostdata'?: string | undefined },
+  values: {
+    coordinator?: string | undefined
+    'coordinator-identity'?: string | undefined
+    'coordinator-measurement'?: readonly string[] | undefined
+    evidence?: string | undefined
+    'simulated-hostdata'?: string | undefined
+  },
   ctx: { tlsDir: string; log: Logger; measuredConfigDigest?: Uint8Array },
 ): Promise<AttestedRun | undefined> {
   if (values.coordinator === undefined) {
-    for (const k of ['coordinator-identity', 'evidence', 'simulated-hostdata'] as const) {
+    for (const k of ['coordinator-identity', 'coordinator-measurement', 'evidence', 'simulated-hostdata'] as const) {
       if (values[k] !== undefined) throw new AgentError('AGENT_BAD_ARGS', `--${k} needs --coordinator`, { field: k })
     }
     return undefined
@@ -317,6 +352,11 @@ export async function startAttestedCertificates(
     throw new AgentError('AGENT_BAD_ARGS', '--coordinator needs --coordinator-identity (never trust an unverified coordinator)', { field: 'coordinator-identity' })
   }
   const identity = parseCoordinatorIdentity(values['coordinator-identity'])
+  const measurements = values['coordinator-measurement']?.map((m) => m.trim().toLowerCase())
+  const bad = measurements?.find((m) => !/^[0-9a-f]{96}$/.test(m))
+  if (bad !== undefined) {
+    throw new AgentError('AGENT_BAD_ARGS', `--coordinator-measurement ${bad}: expected hex of 48 bytes`, { field: 'coordinator-measurement', value: bad })
+  }
   const kind = values.evidence ?? 'auto'
   if (values['simulated-hostdata'] !== undefined && kind !== 'simulated') {
     throw new AgentError('AGENT_BAD_ARGS', '--simulated-hostdata needs --evidence simulated', { field: 'simulated-hostdata' })
@@ -326,6 +366,7 @@ export async function startAttestedCertificates(
   const lifecycle = new AttestedCertificates({
     address: values.coordinator,
     identity,
+    ...(measurements !== undefined ? { coordinatorMeasurements: measurements } : {}),
     provider,
     // A pod that itself runs without a TEE may talk to a simulated coordinator; a real one never.
     acceptSimulatedCoordinator: kind === 'simulated',

@@ -27,6 +27,12 @@ export interface CoordinatorPin {
    * HOST_DATA / MRCONFIGID.
    */
   readonly identity: string
+  /**
+   * Launch measurements the coordinator's evidence must report (SNP MEASUREMENT, TDX
+   * MRTD; hex of 48 bytes). The identity alone names a configuration the host chose at
+   * launch; these name the code that runs it.
+   */
+  readonly measurements?: readonly string[]
 }
 
 export interface MeshSection {
@@ -48,7 +54,7 @@ function coordinatorPin(value: unknown, issues: ConfigIssue[]): CoordinatorPin |
   }
   const table = value as Record<string, unknown>
   for (const key of Object.keys(table)) {
-    if (key !== 'address' && key !== 'identity') issues.push({ source: at(key), reason: 'UNKNOWN_KEY', message: `unknown key "coordinator.${key}"` })
+    if (key !== 'address' && key !== 'identity' && key !== 'measurements') issues.push({ source: at(key), reason: 'UNKNOWN_KEY', message: `unknown key "coordinator.${key}"` })
   }
   const address = parseAddress(table['address'], at('address'), issues)
   const identity = table['identity']
@@ -63,7 +69,25 @@ function coordinatorPin(value: unknown, issues: ConfigIssue[]): CoordinatorPin |
       message: 'identity must be the coordinator policy hash: hex of 32, 48 or 64 bytes',
     })
   } else pinned = identity.toLowerCase()
-  return address !== undefined && pinned !== undefined ? { address, identity: pinned } : undefined
+  const measurements = parseMeasurements(table['measurements'], at('measurements'), issues)
+  if (address === undefined || pinned === undefined) return undefined
+  return measurements === undefined ? { address, identity: pinned } : { address, identity: pinned, measurements }
+}
+
+const MEASUREMENT = /^[0-9a-f]{96}$/
+
+function parseMeasurements(value: unknown, source: string, issues: ConfigIssue[]): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value) || value.length === 0) {
+    issues.push({ source, reason: 'WRONG_TYPE', message: 'measurements must be a non-empty array of hex strings' })
+    return undefined
+  }
+  const out: string[] = []
+  value.forEach((m, index) => {
+    if (typeof m === 'string' && MEASUREMENT.test(m.toLowerCase())) out.push(m.toLowerCase())
+    else issues.push({ source, index, entry: String(m), reason: 'INVALID_VALUE', message: 'a measurement is hex of 48 bytes (SNP MEASUREMENT, TDX MRTD)' })
+  })
+  return out.length === value.length ? out : undefined
 }
 
 function parseAddress(value: unknown, source: string, issues: ConfigIssue[]): CoordinatorPin['address'] | undefined {
@@ -151,7 +175,11 @@ function hostPortText(host: string, port: number): string {
 export function renderMeshSection(section: MeshSection): string {
   const { config, coordinator } = section
   const doc: Record<string, unknown> = {
-    coordinator: { address: hostPortText(coordinator.address.host, coordinator.address.port), identity: coordinator.identity },
+    coordinator: {
+      address: hostPortText(coordinator.address.host, coordinator.address.port),
+      identity: coordinator.identity,
+      ...(coordinator.measurements !== undefined ? { measurements: [...coordinator.measurements] } : {}),
+    },
   }
   if (!config.ingress.enabled) doc['ingress'] = { disabled: true }
   else if (config.ingress.rules.length > 0) {

@@ -10,6 +10,7 @@ import { PolicyError } from './errors.js'
 import { addInitdataToManifest, MESH_ANNOTATIONS, refText, RUNTIME_CLASS_PREFIX } from './manifest.js'
 
 const USAGE = `usage: podvm-mesh initdata MANIFEST|- --coordinator HOST:PORT --coordinator-identity HEX
+                           [--coordinator-measurement HEX ...]
                            [--policy FILE] [--algorithm sha256|sha384|sha512]
                            [--out FILE | --write] [--json]
 
@@ -30,6 +31,7 @@ to stdout, in which case the digests go to stderr.
 const OPTIONS = {
   coordinator: { type: 'string' },
   'coordinator-identity': { type: 'string' },
+  'coordinator-measurement': { type: 'string', multiple: true },
   policy: { type: 'string' },
   algorithm: { type: 'string' },
   out: { type: 'string' },
@@ -73,7 +75,10 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
     algorithm = values.algorithm as InitdataAlgorithm
   }
   // The pin is validated exactly as the daemon will read it.
-  const pinText = `[coordinator]\naddress = ${JSON.stringify(values.coordinator)}\nidentity = ${JSON.stringify(values['coordinator-identity'])}\n`
+  const measurements = values['coordinator-measurement']
+  const pinText =
+    `[coordinator]\naddress = ${JSON.stringify(values.coordinator)}\nidentity = ${JSON.stringify(values['coordinator-identity'])}\n` +
+    (measurements !== undefined ? `measurements = ${JSON.stringify(measurements)}\n` : '')
   const { coordinator } = parseMeshSection(pinText)
   const policy = values.policy !== undefined ? readInput(values.policy) : undefined
 

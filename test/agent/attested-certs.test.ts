@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AttestedCertificates, parseCoordinatorIdentity, startAttestedCertificates } from '../../src/agent/attested-certs.js'
+import { AttestedCertificates, parseCoordinatorIdentity, requireMeasurementPin, startAttestedCertificates } from '../../src/agent/attested-certs.js'
 import { readTlsDir, splitPemCertificates } from '../../src/pki/index.js'
 import { HOST_A, HOST_COORDINATOR, HOST_UNKNOWN, removeState, simulated, startTestCoordinator, testLog, type TestCoordinator } from '../coordinator/harness.js'
 import { rejected, thrown } from '../support.js'
@@ -21,6 +21,18 @@ describe('parseCoordinatorIdentity', () => {
 
   it.each(['', 'policy:abc', `root-ca:${'0f'.repeat(31)}`, `hostdata:${'ab'.repeat(32)}`, 'zz'.repeat(32)])('refuses %j', (text) => {
     expect(thrown(() => parseCoordinatorIdentity(text))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field: 'coordinator-identity' } })
+  })
+})
+
+describe('requireMeasurementPin', () => {
+  it('refuses a policy-hash pin without measurements for real SNP and TDX evidence', () => {
+    for (const tee of ['snp', 'tdx']) {
+      expect(thrown(() => requireMeasurementPin(undefined, tee))).toMatchObject({ code: 'COORDINATOR_UNTRUSTED', details: { step: 'identity', tee } })
+    }
+  })
+  it('accepts it with measurements, and for simulated evidence', () => {
+    expect(() => requireMeasurementPin(['00'.repeat(48)], 'snp')).not.toThrow()
+    expect(() => requireMeasurementPin(undefined, 'simulated')).not.toThrow()
   })
 })
 
@@ -79,6 +91,13 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
     expect(err).toMatchObject({ code: 'INITDATA_DIGEST_MISMATCH' })
     const same = new Uint8Array(Buffer.from(HOST_A, 'hex'))
     expect((await (await lifecycle(join(work, 'digest-ok'), { measuredConfigDigest: same })).obtain()).serial).toMatch(/^[0-9A-F]+$/)
+  })
+
+  it('checks the coordinator launch measurement when pinned (the simulation reports zeros)', async () => {
+    const ok = await (await lifecycle(join(work, 'measured'), { coordinatorMeasurements: ['00'.repeat(48)] })).obtain()
+    expect(ok.serial).toMatch(/^[0-9A-F]+$/)
+    const err = await rejected((await lifecycle(join(work, 'mismeasured'), { coordinatorMeasurements: ['11'.repeat(48)] })).obtain())
+    expect(err).toMatchObject({ code: 'COORDINATOR_UNTRUSTED', details: { step: 'evidence' } })
   })
 
   it('pins the coordinator by root CA fingerprint as well', async () => {

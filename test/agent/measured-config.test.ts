@@ -11,6 +11,7 @@ const IDENTITY = 'ab'.repeat(32)
 const SECTION = `[coordinator]
 address = "coordinator.mesh.test:7777"
 identity = "${IDENTITY}"
+measurements = ["${'ab'.repeat(48)}"]
 
 [ingress]
 [[ingress.ports]]
@@ -43,7 +44,11 @@ describe('run --initdata', () => {
     const m = measuredConfig({ from: 'env', values: { initdata: path() } })!
     expect(m.config.ingress.rules).toEqual([{ name: 'web', port: 8443, mode: 'tls' }])
     expect(m.digestHex).toBe(createHash('sha384').update(toml).digest('hex'))
-    expect(m.attestedValues).toEqual({ coordinator: 'coordinator.mesh.test:7777', 'coordinator-identity': `policy:${IDENTITY}` })
+    expect(m.attestedValues).toEqual({
+      coordinator: 'coordinator.mesh.test:7777',
+      'coordinator-identity': `policy:${IDENTITY}`,
+      'coordinator-measurement': ['ab'.repeat(48)],
+    })
   })
 
   it('without a TEE, the simulated HOST_DATA is the digest cut to 32 bytes', () => {
@@ -61,6 +66,7 @@ describe('run --initdata', () => {
     [{ from: 'env' as const, values: { initdata: 'x.toml', coordinator: 'evil:7777' } }, 'coordinator'],
     [{ from: 'env' as const, values: { initdata: 'x.toml', 'coordinator-identity': 'policy:00' } }, 'coordinator-identity'],
     [{ from: 'env' as const, values: { initdata: 'x.toml', 'simulated-hostdata': '00' } }, 'simulated-hostdata'],
+    [{ from: 'env' as const, values: { initdata: 'x.toml', 'coordinator-measurement': ['00'] } }, 'coordinator-measurement'],
   ])('refuses an unmeasured override next to the measured config (%#)', (parsed, field) => {
     expect(thrown(() => measuredConfig(parsed))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field } })
   })

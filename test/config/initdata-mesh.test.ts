@@ -73,6 +73,22 @@ describe('parseMeshSection', () => {
   })
 })
 
+describe('coordinator measurements', () => {
+  const M = 'ab'.repeat(48)
+  it('are read lower-cased, and survive a render round trip', () => {
+    const section = parseMeshSection(`${COORD}measurements = ["${M.toUpperCase()}", "${'cd'.repeat(48)}"]\n`)
+    expect(section.coordinator.measurements).toEqual([M, 'cd'.repeat(48)])
+    expect(parseMeshSection(renderMeshSection(section))).toEqual(section)
+  })
+  it.each([
+    ['not an array', `measurements = "${M}"`, 'WRONG_TYPE'],
+    ['empty', 'measurements = []', 'WRONG_TYPE'],
+    ['short hex', `measurements = ["${'ab'.repeat(32)}"]`, 'INVALID_VALUE'],
+  ])('refuses %s', (_label, line, reason) => {
+    expect(issues(() => parseMeshSection(`${COORD}${line}\n`))).toEqual([{ source: `initdata:${MESH_INITDATA_KEY}:coordinator.measurements`, reason }])
+  })
+})
+
 describe('renderMeshSection', () => {
   const coordinator = parseMeshSection(COORD).coordinator
   it.each([
