@@ -85,7 +85,7 @@ export class MeshDaemon {
   async start(): Promise<void> {
     const { config, dataPlane } = this.#opts
     try {
-      await this.#apply('baseline', renderBaseline())
+      await this.#apply('baseline', renderBaseline(config))
       this.#transition(['created'], 'baseline')
       await dataPlane.start()
       this.#transition(['baseline'], 'waiting-certificates')
@@ -172,7 +172,7 @@ export class MeshDaemon {
     try {
       await this.#opts.dataPlane.close()
     } finally {
-      await this.#apply('baseline', renderBaseline()).catch((err: unknown) =>
+      await this.#apply('baseline', renderBaseline(this.#opts.config)).catch((err: unknown) =>
         this.#log.error({ err }, 'could not restore the baseline; the last ruleset stays in place'),
       )
       this.#transition(['draining'], 'stopped')

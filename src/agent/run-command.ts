@@ -10,6 +10,7 @@ import { isMeshError } from '../errors.js'
 import { DEFAULT_TLS_DIR } from '../pki/index.js'
 import { startAdminServer } from './admin-server.js'
 import { ATTESTED_OPTIONS, ATTESTED_USAGE, startAttestedCertificates, type AttestedRun } from './attested-certs.js'
+import { exemptCoordinator } from './coordinator-exempt.js'
 import { chooseDataPlane, createDataPlane, type DataPlaneChoice } from './dataplane-select.js'
 import { MeshDaemon } from './daemon.js'
 import { createRootLogger } from './logger.js'
@@ -68,7 +69,19 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
     level: parsed.values['log-level'] ?? 'info',
     ...(io.env['MESH_TRACE'] !== undefined ? { trace: io.env['MESH_TRACE'] } : {}),
   })
-  const config = measured?.config ?? parsed.config
+  const attestedValues = measured?.attestedValues ?? parsed.values
+  const coordinatorAddress = attestedValues.coordinator
+  let config = measured?.config ?? parsed.config
+  if (coordinatorAddress !== undefined) {
+    try {
+      config = await exemptCoordinator(config, coordinatorAddress)
+    } catch (err) {
+      // Before the pod network exists the name may not resolve: exit, and let the
+      // service manager start us again; the baseline stays in meanwhile.
+      io.stderr.write(`podvm-mesh run: cannot resolve the coordinator ${coordinatorAddress}: ${err instanceof Error ? err.message : String(err)}\n`)
+      return 1
+    }
+  }
   const tlsDir = parsed.values['tls-dir'] ?? DEFAULT_TLS_DIR
   log.info({ config, from: measured === undefined ? parsed.from : 'initdata', tlsDir, ...(measured !== undefined ? { initdata: measured.source, digest: measured.digestHex } : {}) }, 'starting')
 
@@ -80,7 +93,7 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   // With --coordinator, attested certificates are written into tlsDir, where the daemon waits for them.
   let attested: AttestedRun | undefined
   try {
-    attested = await startAttestedCertificates(measured?.attestedValues ?? parsed.values, {
+    attested = await startAttestedCertificates(attestedValues, {
       tlsDir,
       log,
       ...(measured !== undefined ? { measuredConfigDigest: measured.digest } : {}),

@@ -206,10 +206,16 @@ export function renderFinal(config: MeshConfig): Ruleset {
 /**
  * The fail-closed ruleset installed at boot, before the data plane exists: nothing
  * inbound reaches the app; the daemon's own outbound calls get their replies; IPv6
- * neighbour discovery keeps working.
+ * neighbour discovery keeps working. Without a config (the image's boot unit, before
+ * anything is read) that is all. With a config that enables transparent egress, the
+ * capture is in place from the start as well: the workload's outbound TCP goes to the
+ * capture listener, which holds it until certificates exist, or is dropped when no
+ * listener is there — never out in plaintext.
  */
-export function renderBaseline(): Ruleset {
+export function renderBaseline(config?: MeshConfig): Ruleset {
+  const capture = config?.transparentEgress.enabled === true
   const rules: Rule[] = [
+    ...(capture ? egressCapturePrerouting() : []),
     loopbackAccept,
     repliesAccept,
     {
@@ -223,7 +229,9 @@ export function renderBaseline(): Ruleset {
     },
     ...logThenDrop([], LOG_PREFIX.baseline, 'baseline: nothing inbound before the mesh is ready'),
   ]
-  return { nft: script('baseline', [{ name: 'prerouting', decl: PREROUTING_DECL, rules }]), routes: [] }
+  const chains: Chain[] = [{ name: 'prerouting', decl: PREROUTING_DECL, rules }]
+  if (capture) chains.push({ name: 'output', decl: OUTPUT_DECL, rules: egressOutput(config) })
+  return { nft: script('baseline', chains), routes: capture ? routes() : [] }
 }
 
 /**

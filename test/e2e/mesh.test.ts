@@ -164,7 +164,6 @@ for (const plane of planes) {
 
     it('transparent egress: D’s app dials B directly and is wrapped in mTLS (v4, v6); an allow-listed destination stays plaintext', async () => {
       const [c, d] = [lab.node('c'), lab.node('d')]
-      await lab.pki.issue('d', sansFor(d))
       const plainC = await lab.startApp('c', { ports: [9000] })
       const daemonD = lab.startDaemon('d', [
         '--ingress', 'DISABLED',
@@ -174,6 +173,15 @@ for (const plane of planes) {
         ...dataplaneArgs('d'),
       ])
       try {
+        // Before certificates exist, the capture is already in place: the app's
+        // connection is held (then given up), never sent in plaintext.
+        await daemonD.waitFor((l) => l.includes('"to":"waiting-certificates"'), 15_000, 'D to wait for certificates')
+        const early = await lab.capture('d')
+        const tooEarly = marker('D-TOO-EARLY')
+        await lab.probe('d', { host: b.ipv4, port: APP_PORTS.mtls, marker: tooEarly, timeoutMs: 1_500 })
+        expect((await early.stop()).includes(Buffer.from(tooEarly))).toBe(false)
+        expect(appB.sawMarker(tooEarly)).toBe(false)
+        await lab.pki.issue('d', sansFor(d))
         await daemonD.waitReady()
         const capture = await lab.capture('d')
         const wrapped4 = marker('D-CAPTURED-V4')

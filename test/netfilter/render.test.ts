@@ -80,6 +80,13 @@ const CASES: Record<string, () => Ruleset> = {
       c.transparentEgress.enabled = true
     }),
   baseline: () => renderBaseline(),
+  // The daemon's own boot ruleset when transparent egress is on: closed inbound, and the
+  // capture already in place (held by the listener, or dropped without one).
+  'baseline-transparent-egress': () => {
+    const c = base()
+    c.transparentEgress = { enabled: true, allowPlaintext: [{ cidr: '192.0.2.7/32', family: 4, port: p(7777) }] }
+    return renderBaseline(c as unknown as MeshConfig)
+  },
   teardown: () => renderTeardown(),
 }
 
