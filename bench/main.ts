@@ -406,7 +406,17 @@ async function main(): Promise<void> {
           }),
       ),
     )
-    if (process.env['BENCH_DEBUG'] === '1') for (const lines of meshOutput) process.stderr.write(`--- daemon output\n${lines.slice(-15).join('\n')}\n`)
+    if (process.env['BENCH_DEBUG'] === '1') {
+      // Failures and warnings from all of each daemon's output, then its last lines.
+      for (const lines of meshOutput) {
+        const notable = lines.filter((l) => /"level":(40|50|60)|connection failed/.test(l))
+        process.stderr.write(`--- daemon output\n${[...notable.slice(-40), '...', ...lines.slice(-10)].join('\n')}\n`)
+      }
+      for (const n of ['cli', 'srv']) {
+        const m = await topo.exec(n, 'curl', ['-s', 'http://127.0.0.1:15020/metrics'])
+        process.stderr.write(`--- ${n} metrics\n${m.stdout.split('\n').filter((l) => /connections|handshakes|failures/.test(l) && !l.startsWith('#')).join('\n')}\n`)
+      }
+    }
   } finally {
     await lab.destroy()
   }
