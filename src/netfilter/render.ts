@@ -123,7 +123,11 @@ function ingressPrerouting(config: MeshConfig): Rule[] {
   const rules: Rule[] = [
     loopbackAccept,
     {
-      match: [TCP, 'socket transparent 1'],
+      // Not for a bare SYN: a SYN whose 4-tuple is still in TIME-WAIT finds that
+      // (transparent) socket here, and accepting it would skip tproxy and let the kernel
+      // hand the SYN to the application's own listener — where the rest of the handshake
+      // then hits the drop, and the connection stalls. tproxy handles TIME-WAIT itself.
+      match: [TCP, 'tcp flags != syn / syn,ack', 'socket transparent 1'],
       act: [SET_TPROXY_MARK],
       verdict: 'accept',
       comment: 'established flow of a data plane socket',
