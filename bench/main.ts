@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, release } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { MeshLab, run } from '../src/demo/index.js'
+import { MeshLab, lineProcess, run } from '../src/demo/index.js'
 import type { LoadResult, LoadSpec } from './loadgen.js'
 import { haproxyClient, haproxyServer, stunnelClient, stunnelServer, type PeerFiles, type PeerRoute, type PeerSide } from './peers.js'
 import { renderMarkdown, summarize, WORKLOADS, type ConfigRun, type Sample, type Setup, type Startup, type Workload } from './report.js'
@@ -89,49 +89,8 @@ async function totalCpu(pids: readonly number[]): Promise<number> {
 // ---- processes ------------------------------------------------------------------------
 
 function collect(child: ChildProcess): { lines: string[]; waitFor: (re: RegExp, ms: number, what: string) => Promise<void> } {
-  const lines: string[] = []
-  const waiters = new Set<() => void>()
-  const feed = (s: NodeJS.ReadableStream | null): void => {
-    let buf = ''
-    s?.setEncoding('utf8')
-    s?.on('data', (c: string) => {
-      buf += c
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        lines.push(buf.slice(0, nl))
-        buf = buf.slice(nl + 1)
-        if (lines.length > 2000) lines.splice(0, 1000)
-        for (const w of waiters) w()
-      }
-    })
-  }
-  feed(child.stdout)
-  feed(child.stderr)
-  return {
-    lines,
-    waitFor: (re, ms, what) =>
-      new Promise((res, rej) => {
-        const check = (): void => {
-          if (lines.some((l) => re.test(l))) {
-            waiters.delete(check)
-            clearTimeout(t)
-            res()
-          }
-        }
-        const t = setTimeout(() => {
-          waiters.delete(check)
-          rej(new Error(`timed out waiting for ${what}; last lines:\n${lines.slice(-10).join('\n')}`))
-        }, ms)
-        child.once('exit', (code) => {
-          if (!waiters.has(check)) return
-          waiters.delete(check)
-          clearTimeout(t)
-          rej(new Error(`${what}: process exited (${code}); last lines:\n${lines.slice(-10).join('\n')}`))
-        })
-        waiters.add(check)
-        check()
-      }),
-  }
+  const p = lineProcess(child, { maxLines: 2000 })
+  return { lines: p.lines, waitFor: async (re, ms, what) => void (await p.waitFor((l) => re.test(l), ms, what)) }
 }
 
 async function ensurePackage(bin: string, pkg: string): Promise<string | undefined> {

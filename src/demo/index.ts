@@ -1,6 +1,6 @@
 // The demo component: a lab of pods as network namespaces, used by `podvm-mesh demo`
 // and by the end-to-end tests.
-export { MeshLab, DIST } from './lab.js'
+export { MeshLab, DIST, lineProcess } from './lab.js'
 export type { Capture, Daemon, EchoApp, LabPki, LineProcess } from './lab.js'
 export { cleanupStale, createTopology, netnsExec, netnsUnavailableReason, run, waitFor } from './topology.js'
 export type { ExecOptions, ExecResult, NetnsNode, Topology, TopologyOptions } from './topology.js'

@@ -26,7 +26,12 @@ export interface LineProcess {
   kill(signal?: NodeJS.Signals): void
 }
 
-function lineProcess(child: ChildProcess): LineProcess {
+/**
+ * Collects a child's stdout and stderr line by line. `maxLines` bounds what is kept
+ * (long benchmark runs): beyond it the oldest half is dropped.
+ */
+export function lineProcess(child: ChildProcess, opts: { maxLines?: number } = {}): LineProcess {
+  const maxLines = opts.maxLines ?? Infinity
   const lines: string[] = []
   const waiters = new Set<{ pred: (l: string) => boolean; resolve: (l: string) => void }>()
   const feed = (stream: NodeJS.ReadableStream | null): void => {
@@ -39,6 +44,7 @@ function lineProcess(child: ChildProcess): LineProcess {
         const line = buf.slice(0, nl)
         buf = buf.slice(nl + 1)
         lines.push(line)
+        if (lines.length > maxLines) lines.splice(0, Math.floor(maxLines / 2))
         for (const w of waiters) {
           if (w.pred(line)) {
             waiters.delete(w)
@@ -75,6 +81,29 @@ function lineProcess(child: ChildProcess): LineProcess {
           rej(new Error(`process exited (${code}) while waiting for ${what}; last lines:\n${lines.slice(-15).join('\n')}`))
         })
       })
+    },
+  }
+}
+
+/** The lines that are JSON objects (a process may print other lines too). */
+function jsonLines<T>(lines: readonly string[]): T[] {
+  return lines.flatMap((l) => {
+    try {
+      return [JSON.parse(l) as T]
+    } catch {
+      return []
+    }
+  })
+}
+
+/** A podvm-mesh process logging pino JSON; ready once a line contains `readyMark`. */
+function meshProcess(child: ChildProcess, readyMark: string, what: string): Daemon {
+  const p = lineProcess(child)
+  return {
+    ...p,
+    records: () => jsonLines<Record<string, unknown>>(p.lines),
+    waitReady: async (timeoutMs = 20_000) => {
+      await p.waitFor((l) => l.includes(readyMark), timeoutMs, what)
     },
   }
 }
@@ -143,14 +172,7 @@ export class MeshLab {
   async startApp(node: string, opts: EchoServerOptions): Promise<EchoApp> {
     const child = this.topology.spawn(node, NODE, [join(DIST, 'demo', 'echo-server.js'), JSON.stringify(opts)])
     const p = lineProcess(child)
-    const events = (): EchoEvent[] =>
-      p.lines.flatMap((l) => {
-        try {
-          return [JSON.parse(l) as EchoEvent]
-        } catch {
-          return []
-        }
-      })
+    const events = (): EchoEvent[] => jsonLines<EchoEvent>(p.lines)
     const app: EchoApp = {
       ...p,
       events,
@@ -166,23 +188,7 @@ export class MeshLab {
   startDaemon(node: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Daemon {
     const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`)
     const child = this.topology.spawn(node, 'env', [...envArgs, NODE, join(DIST, 'cli.js'), 'run', ...args])
-    const p = lineProcess(child)
-    const records = (): Record<string, unknown>[] =>
-      p.lines.flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>]
-        } catch {
-          return []
-        }
-      })
-    const daemon: Daemon = {
-      ...p,
-      records,
-      waitReady: async (timeoutMs = 20_000) => {
-        await p.waitFor((l) => l.includes('"msg":"ready"'), timeoutMs, `daemon on ${node} to be ready`)
-      },
-    }
-    return this.#track(daemon)
+    return this.#track(meshProcess(child, '"msg":"ready"', `daemon on ${node} to be ready`))
   }
 
   /**
@@ -191,23 +197,7 @@ export class MeshLab {
    */
   startCoordinator(node: string, args: readonly string[]): Daemon {
     const child = this.topology.spawn(node, NODE, [join(DIST, 'cli.js'), 'coordinator', ...args])
-    const p = lineProcess(child)
-    const records = (): Record<string, unknown>[] =>
-      p.lines.flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>]
-        } catch {
-          return []
-        }
-      })
-    const coordinator: Daemon = {
-      ...p,
-      records,
-      waitReady: async (timeoutMs = 20_000) => {
-        await p.waitFor((l) => l.includes('"msg":"coordinator listening"'), timeoutMs, `coordinator on ${node} to listen`)
-      },
-    }
-    return this.#track(coordinator)
+    return this.#track(meshProcess(child, '"msg":"coordinator listening"', `coordinator on ${node} to listen`))
   }
 
   /** One client connection from inside the node's namespace. */
