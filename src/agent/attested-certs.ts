@@ -16,14 +16,14 @@
 // (the daemon keeps the baseline), afterwards the last good set stays until renewed.
 
 import { createHash, randomBytes, X509Certificate } from 'node:crypto'
-import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import { bindReportData, parseSnpReport, parseTdxQuote, toHex, type Evidence, type EvidenceProvider } from '../attestation/index.js'
 import { checkInitdataDigest } from '../config/index.js'
 import { checkEvidence, connectMeshApi, CoordinatorError, evidenceProvider, evidenceToWire, wireToEvidence } from '../coordinator/index.js'
 import { isMeshError } from '../errors.js'
-import { checkTlsMaterial, generateKeyPair, splitPemCertificates, TLS_FILES, writeTlsDir } from '../pki/index.js'
+import { checkTlsMaterial, generateKeyPair, splitPemCertificates, TLS_FILES, writeFileAtomic, writeTlsDir } from '../pki/index.js'
 import { AgentError } from './errors.js'
 
 export type CoordinatorIdentity =
@@ -201,6 +201,7 @@ export class AttestedCertificates {
         throw new CoordinatorError('COORDINATOR_UNTRUSTED', `NewMeshCert answer unusable: ${(cause as Error).message}`, { step: 'response' }, { cause })
       }
       await writeTlsDir(o.tlsDir, material)
+      if (res.WorkloadSecret !== undefined && res.WorkloadSecret.byteLength > 0) await writeWorkloadSecret(o.tlsDir, res.WorkloadSecret)
       const lifetime = info.notAfter.getTime() - info.notBefore.getTime()
       const fraction = o.renewFraction ?? 2 / 3
       const got: ObtainedCertificate = {
@@ -307,6 +308,20 @@ export const ATTESTED_USAGE = `  --coordinator HOST:PORT     obtain certificates
   --evidence KIND            auto (default), configfs-tsm, attestation-agent, simulated (no TEE: labs only)
   --simulated-hostdata HEX   HOST_DATA (32 B) of simulated evidence
 `
+
+/**
+ * Contrast's `/contrast/secrets/workload-secret-seed`: hex of the workload secret, 0400,
+ * next to the TLS directory, for workloads that derive their keys from it.
+ */
+export const WORKLOAD_SECRET_FILE = 'workload-secret-seed'
+
+export async function writeWorkloadSecret(tlsDir: string, secret: Uint8Array): Promise<string> {
+  const dir = join(dirname(tlsDir), 'secrets')
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const path = join(dir, WORKLOAD_SECRET_FILE)
+  await writeFileAtomic(path, Buffer.from(secret).toString('hex'), 0o400)
+  return path
+}
 
 /** The field of our own evidence that carries the initdata digest. */
 function measuredConfigField(evidence: Evidence): Uint8Array {

@@ -72,6 +72,10 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
     expect(info.sans).toBe('DNS:a.mesh.test, IP Address:127.0.0.1')
     expect(info.subject).toBe('CN=a.mesh.test')
     expect((await stat(join(dir, 'key.pem'))).mode & 0o777).toBe(0o400)
+    // A's policy names a workload secret: Contrast's seed file sits next to tls-config.
+    const seed = join(work, 'secrets', 'workload-secret-seed')
+    expect(await readFile(seed, 'utf8')).toMatch(/^[0-9a-f]{64}$/)
+    expect((await stat(seed)).mode & 0o777).toBe(0o400)
     const root = new X509Certificate(await readFile(join(dir, 'coordinator-root-ca.pem')))
     expect(createHash('sha256').update(root.raw).digest('hex')).toBe(coord.running.rootFingerprint)
     // leaf ‖ intermediate; the intermediate is the root's.
