@@ -24,6 +24,7 @@ import { checkInitdataDigest } from '../config/index.js'
 import { checkEvidence, connectMeshApi, CoordinatorError, evidenceProvider, evidenceToWire, wireToEvidence } from '../coordinator/index.js'
 import { isMeshError } from '../errors.js'
 import { checkTlsMaterial, generateKeyPair, splitPemCertificates, TLS_FILES, writeFileAtomic, writeTlsDir } from '../pki/index.js'
+import { requireCoordinatorForAttestedFlags } from './attested-options.js'
 import { AgentError } from './errors.js'
 
 export type CoordinatorIdentity =
@@ -293,22 +294,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 // ---- `podvm-mesh run` wiring ----
 
-export const ATTESTED_OPTIONS = {
-  coordinator: { type: 'string' },
-  'coordinator-identity': { type: 'string' },
-  'coordinator-measurement': { type: 'string', multiple: true },
-  evidence: { type: 'string' },
-  'simulated-hostdata': { type: 'string' },
-} as const
-
-export const ATTESTED_USAGE = `  --coordinator HOST:PORT     obtain certificates from this coordinator (attested), renew at 2/3 lifetime
-  --coordinator-identity ID  policy:<hex> (its policy hash) or root-ca:<sha256 of its root CA>
-  --coordinator-measurement HEX  its launch measurement (SNP MEASUREMENT / TDX MRTD); repeatable;
-                             required with a policy pin on real hardware
-  --evidence KIND            auto (default), configfs-tsm, attestation-agent, simulated (no TEE: labs only)
-  --simulated-hostdata HEX   HOST_DATA (32 B) of simulated evidence
-`
-
 /**
  * Contrast's `/contrast/secrets/workload-secret-seed`: hex of the workload secret, 0400,
  * next to the TLS directory, for workloads that derive their keys from it.
@@ -355,9 +340,7 @@ export async function startAttestedCertificates(
   ctx: { tlsDir: string; log: Logger; measuredConfigDigest?: Uint8Array },
 ): Promise<AttestedRun | undefined> {
   if (values.coordinator === undefined) {
-    for (const k of ['coordinator-identity', 'coordinator-measurement', 'evidence', 'simulated-hostdata'] as const) {
-      if (values[k] !== undefined) throw new AgentError('AGENT_BAD_ARGS', `--${k} needs --coordinator`, { field: k })
-    }
+    requireCoordinatorForAttestedFlags(values)
     return undefined
   }
   if (!/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(values.coordinator)) {

@@ -9,7 +9,8 @@ import { execRunner } from '../netfilter/index.js'
 import { isMeshError } from '../errors.js'
 import { DEFAULT_TLS_DIR } from '../pki/index.js'
 import { startAdminServer } from './admin-server.js'
-import { ATTESTED_OPTIONS, ATTESTED_USAGE, startAttestedCertificates, type AttestedRun } from './attested-certs.js'
+import type { AttestedRun } from './attested-certs.js'
+import { ATTESTED_OPTIONS, ATTESTED_USAGE, requireCoordinatorForAttestedFlags } from './attested-options.js'
 import { exemptCoordinator } from './coordinator-exempt.js'
 import { chooseDataPlane, createDataPlane, type DataPlaneChoice } from './dataplane-select.js'
 import { MeshDaemon } from './daemon.js'
@@ -93,11 +94,17 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   // With --coordinator, attested certificates are written into tlsDir, where the daemon waits for them.
   let attested: AttestedRun | undefined
   try {
-    attested = await startAttestedCertificates(attestedValues, {
-      tlsDir,
-      log,
-      ...(measured !== undefined ? { measuredConfigDigest: measured.digest } : {}),
-    })
+    if (attestedValues.coordinator === undefined) {
+      requireCoordinatorForAttestedFlags(attestedValues)
+    } else {
+      // Loaded only when used: the gRPC client and the verifiers weigh ~20 MB of RSS.
+      const { startAttestedCertificates } = await import('./attested-certs.js')
+      attested = await startAttestedCertificates(attestedValues, {
+        tlsDir,
+        log,
+        ...(measured !== undefined ? { measuredConfigDigest: measured.digest } : {}),
+      })
+    }
   } catch (err) {
     if (!isMeshError(err)) throw err
     io.stderr.write(`podvm-mesh run: ${err.message}\n`)
