@@ -7,12 +7,14 @@ import { CONFIG_USAGE, ConfigError, configFromArgs, formatIssue } from '../confi
 import { NetfilterError } from './errors.js'
 import { formatRouteCommand, renderBaseline, renderFinal, type Ruleset } from './render.js'
 
-const USAGE = `usage: podvm-mesh render nft [config flags | --file F]
+const USAGE = `usage: podvm-mesh render nft [--boot] [config flags | --file F]
        podvm-mesh render nft --baseline
 
 Prints the policy-routing commands (one \`ip ...\` line each) and then the nftables
-script that \`run\` applies for this config, as one atomic \`nft -f\`.
---baseline prints the fail-closed boot ruleset instead (it takes no config).
+script that \`run\` applies for this config once ready, as one atomic \`nft -f\`.
+--boot prints what \`run\` installs first for this config, while it waits for
+certificates (the baseline, plus the egress capture when transparent egress is on).
+--baseline prints the image's fail-closed boot ruleset (it takes no config).
 
 ${CONFIG_USAGE}`
 
@@ -31,7 +33,12 @@ export const renderNftCommand: Command = async (argv, io) => {
     ruleset = renderBaseline()
   } else {
     try {
-      ruleset = renderFinal(configFromArgs(argv, io.env).config)
+      const boot = argv.includes('--boot')
+      const config = configFromArgs(
+        argv.filter((a) => a !== '--boot'),
+        io.env,
+      ).config
+      ruleset = boot ? renderBaseline(config) : renderFinal(config)
     } catch (err) {
       if (err instanceof ConfigError) {
         io.stderr.write(`podvm-mesh render nft: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}\n`)

@@ -44,6 +44,15 @@ describe('podvm-mesh render nft', () => {
     expect(t.out()).toBe(renderBaseline().nft)
   })
 
+  it('--boot prints what run installs first for this config: the baseline plus the egress capture', async () => {
+    const t = io()
+    expect(await main(['render', 'nft', '--boot', '--transparent-egress'], t.io)).toBe(0)
+    const want = renderBaseline(meshConfigFromStrings({ transparentEgress: { value: true, source: 'test' } }))
+    expect(t.out()).toContain(want.nft)
+    expect(want.nft).toContain('tproxy to :15001')
+    expect(want.nft).toContain('baseline: nothing inbound before the mesh is ready')
+  })
+
   it('--baseline with config flags is a usage error', async () => {
     const t = io()
     expect(await main(['render', 'nft', '--baseline', '--ingress', 'DISABLED'], t.io)).toBe(2)
