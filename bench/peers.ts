@@ -35,18 +35,20 @@ export interface PeerSide {
 
 // Single-threaded like the mesh's Node event loop, so CPU per unit of work compares one
 // worker with one worker; both sides share the machine's two cores with the load.
+const HAPROXY_HEADER = [
+  'global',
+  '  nbthread 1',
+  '  maxconn 4000',
+  '  log stderr format raw local0 err',
+  'defaults',
+  '  mode tcp',
+  '  timeout connect 5s',
+  '  timeout client 60s',
+  '  timeout server 60s',
+] as const
+
 export function haproxyClient(s: PeerSide): string {
-  const lines = [
-    'global',
-    '  nbthread 1',
-    '  maxconn 4000',
-    '  log stderr format raw local0 err',
-    'defaults',
-    '  mode tcp',
-    '  timeout connect 5s',
-    '  timeout client 60s',
-    '  timeout server 60s',
-  ]
+  const lines = [...HAPROXY_HEADER]
   for (const r of s.routes) {
     lines.push(
       `listen ${r.name}`,
@@ -58,17 +60,7 @@ export function haproxyClient(s: PeerSide): string {
 }
 
 export function haproxyServer(s: PeerSide): string {
-  const lines = [
-    'global',
-    '  nbthread 1',
-    '  maxconn 4000',
-    '  log stderr format raw local0 err',
-    'defaults',
-    '  mode tcp',
-    '  timeout connect 5s',
-    '  timeout client 60s',
-    '  timeout server 60s',
-  ]
+  const lines = [...HAPROXY_HEADER]
   const seen = new Set<number>()
   for (const r of s.routes) {
     if (seen.has(r.wire)) continue
