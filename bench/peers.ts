@@ -48,7 +48,7 @@ const HAPROXY_HEADER = [
 ] as const
 
 export function haproxyClient(s: PeerSide): string {
-  const lines = [...HAPROXY_HEADER]
+  const lines: string[] = [...HAPROXY_HEADER]
   for (const r of s.routes) {
     lines.push(
       `listen ${r.name}`,
@@ -60,7 +60,7 @@ export function haproxyClient(s: PeerSide): string {
 }
 
 export function haproxyServer(s: PeerSide): string {
-  const lines = [...HAPROXY_HEADER]
+  const lines: string[] = [...HAPROXY_HEADER]
   const seen = new Set<number>()
   for (const r of s.routes) {
     if (seen.has(r.wire)) continue
