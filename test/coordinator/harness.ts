@@ -30,8 +30,16 @@ export function testLog(): { log: Logger; records: Record<string, unknown>[] } {
   return { log: pino({ level: 'debug' }, sink), records: sink.records }
 }
 
-export async function simulated(hostHex: string): Promise<SimulatedProvider> {
-  return SimulatedProvider.create({ hostData: Buffer.from(hostHex, 'hex') })
+/**
+ * A simulated TEE with the given HOST_DATA. `nowMs` pins the start of its certificates'
+ * validity: a test that pins the coordinator's clock must pin this one to the same
+ * instant, or the chain is "not yet valid" (or expired) depending on the day it runs.
+ */
+export async function simulated(hostHex: string, nowMs?: number): Promise<SimulatedProvider> {
+  return SimulatedProvider.create({
+    hostData: Buffer.from(hostHex, 'hex'),
+    ...(nowMs !== undefined ? { now: new Date(nowMs) } : {}),
+  })
 }
 
 export interface TestCoordinator {

@@ -45,7 +45,7 @@ async function fixture(opts: { manifest?: string; leafLifetimeMs?: number; nonce
     state,
     persist: (s) => saveState(dir, s),
     log: testLog().log,
-    provider: await simulated(HOST_COORDINATOR),
+    provider: await simulated(HOST_COORDINATOR, clock.now),
     tlsPublicKeyDer: tlsKeyDer,
     leafLifetimeMs: opts.leafLifetimeMs ?? 60_000,
     nonceTtlMs: opts.nonceTtlMs ?? 10_000,
@@ -63,7 +63,7 @@ async function podKey(): Promise<Uint8Array> {
 async function request(f: Fixture, host: string, tweak: { bindKey?: Uint8Array; bindNonce?: Uint8Array } = {}) {
   const ch = await f.api.challenge({ ClientNonce: randomBytes(32) })
   const key = await podKey()
-  const provider = await simulated(host)
+  const provider = await simulated(host, f.clock.now)
   const ev = await provider.getEvidence(bindReportData(tweak.bindKey ?? key, tweak.bindNonce ?? ch.Nonce))
   return { Nonce: ch.Nonce, PublicKey: key, Evidence: evidenceToWire(ev) }
 }
@@ -334,9 +334,10 @@ describe('SetManifest and mesh CA rotation', () => {
       state: { ...f.state, updateKeyPem: undefined },
       persist: async () => {},
       log: testLog().log,
-      provider: await simulated(HOST_COORDINATOR),
+      provider: await simulated(HOST_COORDINATOR, f.clock.now),
       tlsPublicKeyDer: f.tlsKeyDer,
       leafLifetimeMs: L,
+      now: () => f.clock.now,
     })
     expect(await rejected(api.setManifest({ Manifest: Buffer.from(newManifest), Signature: signUpdate(f, newManifest) }))).toMatchObject({
       code: 'COORDINATOR_UPDATE_UNAUTHENTICATED',

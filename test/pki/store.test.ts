@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -111,7 +111,10 @@ describe('the Contrast file layout', () => {
     try {
       // A chain without its key: not usable, must not be reported.
       const second = await leafMaterial(root, ['second.mesh'])
-      await writeFile(join(dir, 'certChain.pem'), second.certChain)
+      // Replaced the way writers do (temp file, rename): the store wrote it 0400, which only
+      // root could overwrite in place, and the suite also runs unprivileged (test-ahead.sh).
+      await writeFile(join(dir, '.certChain.pem.tmp'), second.certChain)
+      await rename(join(dir, '.certChain.pem.tmp'), join(dir, 'certChain.pem'))
       await new Promise((r) => setTimeout(r, 300))
       expect(seen).toEqual([])
       expect(sink.records.some((r) => r['msg'] === 'certificate files changed but are not usable yet; keeping the previous set')).toBe(true)
