@@ -1,5 +1,7 @@
-// /healthz, /readyz and /metrics. Loopback by default; on all addresses when the admin
-// port was configured (CONTRAST_ADMIN_PORT), where the ruleset exempts it.
+// /healthz, /readyz and /metrics (also at /stats/prometheus, the path Contrast documents
+// for scraping its Envoy admin port). Loopback by default; on all addresses when the
+// admin port was configured (CONTRAST_ADMIN_PORT), where the ruleset treats it as any
+// other port: mTLS, unless an ingress entry names it.
 
 import { createServer, type Server } from 'node:http'
 import type { Logger } from 'pino'
@@ -37,10 +39,11 @@ export async function startAdminServer(admin: AdminConfig, handlers: AdminHandle
         json(handlers.ready() ? 200 : 503, handlers.status())
         return
       case '/metrics':
+      case '/stats/prometheus':
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(handlers.metrics())
         return
       default:
-        json(404, { error: 'not found', paths: ['/healthz', '/readyz', '/metrics'] })
+        json(404, { error: 'not found', paths: ['/healthz', '/readyz', '/metrics', '/stats/prometheus'] })
     }
   })
   server.keepAliveTimeout = 5_000

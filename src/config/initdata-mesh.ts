@@ -189,7 +189,7 @@ export function renderMeshSection(section: MeshSection): string {
     doc['egress'] = config.egress.map((e) => ({
       name: e.name,
       listen: hostPortText(e.listen.address, e.listen.port),
-      remote: hostPortText(e.remote.host, e.remote.port),
+      remote: hostPortText(e.remote.absolute === true ? `${e.remote.host}.` : e.remote.host, e.remote.port),
     }))
   }
   if (config.transparentEgress.enabled) {

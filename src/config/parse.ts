@@ -55,8 +55,8 @@ export function rawFromStrings(inputs: StringInputs, issues: IssueSink): RawMesh
   let admin: RawMeshConfig['admin']
   if (inputs.adminPort !== undefined) {
     const { value, source } = inputs.adminPort
-    if (value.trim() === '') issues.push({ source, entry: value, reason: 'EMPTY_VALUE', message: 'admin port is set but empty' })
-    else admin = { port: { value: value.trim(), at: { source, entry: value } } }
+    // Empty means unset, as in Contrast (its tooling passes the annotation through only when non-empty).
+    if (value.trim() !== '') admin = { port: { value: value.trim(), at: { source, entry: value } } }
   }
   return {
     ...(inputs.ingress !== undefined ? { ingress: ingressFromString(inputs.ingress.value, inputs.ingress.source, issues) } : {}),

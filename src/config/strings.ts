@@ -1,17 +1,18 @@
 // The established string syntax (Contrast's env values, also accepted as flags) →
-// raw form. Only syntax is judged here: separators, field counts, booleans.
+// raw form. Only syntax is judged here: separators, field counts, booleans. It is read
+// as Contrast's sidecar reads it: empty entries are skipped (Contrast's own tooling
+// writes `##admin#9901#true` and trailing `##`), booleans are Go's strconv.ParseBool.
 
 import type { IssueSink, Origin, RawEgressEntry, RawIngress, RawIngressEntry, RawTransparentEgress } from './raw.js'
 
 const ENTRY_SEPARATOR = '##'
 const FIELD_SEPARATOR = '#'
 
-/** Splits `a##b`, reporting empty entries; returns the non-empty ones with their index. */
-function entries(value: string, source: string, issues: IssueSink): { text: string; index: number }[] {
+/** Splits `a##b` and skips empty entries (as Contrast does); indexes count every entry, empty ones included. */
+function entries(value: string): { text: string; index: number }[] {
   const out: { text: string; index: number }[] = []
   value.split(ENTRY_SEPARATOR).forEach((text, index) => {
-    if (text === '') issues.push({ source, entry: text, index, reason: 'EMPTY_ENTRY', message: `entry ${index} is empty (stray "##"?)` })
-    else out.push({ text, index })
+    if (text !== '') out.push({ text, index })
   })
   return out
 }
@@ -31,21 +32,40 @@ function fields(text: string, index: number, source: string, shape: string, issu
   return parts
 }
 
-/** `true` / `false`, nothing else: a typo must not silently mean either. */
+const TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True'])
+const FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False'])
+
+/**
+ * Exactly the spellings Go's strconv.ParseBool accepts (Contrast parses the flag with
+ * it); anything else — `yes`, ` true`, `tRuE` — is refused, as Contrast refuses it.
+ */
 export function parseBoolean(value: string, at: Origin, issues: IssueSink): boolean | undefined {
-  if (value === 'true') return true
-  if (value === 'false') return false
-  issues.push({ ...at, reason: 'INVALID_BOOLEAN', message: `"${value}" is not true or false` })
+  if (TRUE.has(value)) return true
+  if (FALSE.has(value)) return false
+  issues.push({
+    ...at,
+    reason: 'INVALID_BOOLEAN',
+    message: `"${value}" is not a boolean (1 t T TRUE true True, or 0 f F FALSE false False)`,
+  })
   return undefined
 }
+
+export const DISABLED = 'DISABLED'
 
 export function ingressFromString(value: string, source: string, issues: IssueSink): RawIngress {
   const trimmed = value.trim()
   const at: Origin = { source }
-  if (trimmed === 'DISABLED') return { at, disabled: true, entries: [] }
+  if (trimmed === DISABLED) return { at, disabled: true, entries: [] }
   if (trimmed === '') return { at, disabled: false, entries: [] }
   const out: RawIngressEntry[] = []
-  for (const { text, index } of entries(trimmed, source, issues)) {
+  let disabled = false
+  for (const { text, index } of entries(trimmed)) {
+    if (text === DISABLED) {
+      // e.g. `DISABLED##admin#9901#true`: Contrast's sidecar would fail on the entry
+      // "DISABLED"; here both halves are kept so the error names the contradiction.
+      disabled = true
+      continue
+    }
     const parts = fields(text, index, source, 'name#port#true|false', issues)
     if (parts === undefined) continue
     const [name, port, flag] = parts as [string, string, string]
@@ -58,18 +78,14 @@ export function ingressFromString(value: string, source: string, issues: IssueSi
       mode: passthrough === undefined ? undefined : { value: passthrough ? 'passthrough' : 'tls', at: eAt },
     })
   }
-  return { at, disabled: false, entries: out }
+  return { at, disabled, entries: out }
 }
 
+/** An empty value means no egress, as in Contrast's sidecar. */
 export function egressFromString(value: string, source: string, issues: IssueSink): RawEgressEntry[] {
   const trimmed = value.trim()
-  if (trimmed === '') {
-    // Contrast's verifier rejects an empty egress annotation too: it is set, so it was meant to say something.
-    issues.push({ source, entry: value, reason: 'EMPTY_VALUE', message: 'egress is set but empty; unset it for no egress' })
-    return []
-  }
   const out: RawEgressEntry[] = []
-  for (const { text, index } of entries(trimmed, source, issues)) {
+  for (const { text, index } of entries(trimmed)) {
     const parts = fields(text, index, source, 'name#127.x.y.z:port#host:port', issues)
     if (parts === undefined) continue
     const [name, listen, remote] = parts as [string, string, string]

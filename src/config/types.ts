@@ -55,7 +55,12 @@ export interface EgressRule {
   /** Listen address inside 127.0.0.0/8, dotted quad. */
   readonly listen: { readonly address: string; readonly port: Port }
   /** host is a DNS name or an IP literal (IPv6 without brackets); it must be a SAN of the server's certificate. */
-  readonly remote: { readonly host: string; readonly port: Port }
+  readonly remote: {
+    readonly host: string
+    readonly port: Port
+    /** Written with a trailing dot: dial `host.` (no DNS search domains); `host` (without the dot) is what a SAN must match. */
+    readonly absolute?: true
+  }
 }
 
 /** A destination that transparent egress leaves in plaintext. */
@@ -78,8 +83,9 @@ export interface AdminConfig {
   readonly port: Port
   /**
    * true when CONTRAST_ADMIN_PORT (or EDG_ADMIN_PORT, or the file's admin.port) set
-   * it: bound on all addresses and exempt from redirection, as in Contrast. false:
-   * loopback only.
+   * it: bound on all addresses and, like any other port, reached through the mesh
+   * (mTLS) unless an ingress entry names it (`admin#P#true`: plaintext, as Contrast's
+   * tooling writes it; `#false`: TLS without client certificate). false: loopback only.
    */
   readonly exposed: boolean
 }

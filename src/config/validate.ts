@@ -26,8 +26,26 @@ import {
 } from './types.js'
 
 const MAX_PORT = 65535
-/** Names end up as Envoy listener/cluster names, nft comments and log fields. */
+/** Egress names end up as Envoy listener/cluster/stat names and log fields. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
+
+/** What Contrast does with a port number it accepts syntactically but that is not 1..65535. */
+type ContrastPortFate = (n: bigint) => string
+
+const INT64_MAX = 2n ** 63n - 1n
+/** Contrast reads the port with strconv.Atoi and casts it to uint16 (ingress and remote ports). */
+const wraps: ContrastPortFate = (n) => {
+  if (n > INT64_MAX || n < -INT64_MAX - 1n) return 'Contrast refuses it too (out of range for Atoi)'
+  const wrapped = ((n % 65536n) + 65536n) % 65536n
+  return wrapped === 0n
+    ? 'Contrast would silently use port 0, a rule that never matches'
+    : `Contrast would silently use port ${wrapped} (uint16 wrap-around)`
+}
+/** Listen ports go through netip.ParseAddrPort: 0 is accepted (Envoy then binds any port), the rest refused. */
+const listenFate: ContrastPortFate = (n) => (n === 0n ? 'Contrast would listen on a port the kernel picks' : 'Contrast refuses it too')
+/** The admin port: Atoi, then uint32; 0 means "no admin interface", larger values fail Envoy's validation. */
+const adminFate: ContrastPortFate = (n) =>
+  n === 0n ? 'Contrast would run without an admin interface' : "Contrast refuses it too (Envoy's config validation)"
 
 /** Mints a Port from a number known to be valid; throws ConfigError otherwise. */
 export function toPort(n: number, source = 'port'): Port {
@@ -53,27 +71,34 @@ class Checker {
     this.issues.push({ ...at, reason, message })
   }
 
-  port(field: RawField<string | number>, what: string): Port | undefined {
+  /**
+   * Text is read as Go's strconv.Atoi reads it (optional sign, leading zeros), the
+   * syntax Contrast accepts. Contrast then casts to uint16, so 0, negative and too large
+   * ports silently become another port there; here they are refused, and `contrast`
+   * says what Contrast would have done instead.
+   */
+  port(field: RawField<string | number>, what: string, contrast?: ContrastPortFate): Port | undefined {
     const v = field.value
-    let n: number
+    let n: bigint
     if (typeof v === 'number') {
       if (!Number.isInteger(v)) {
         this.add(field.at, 'PORT_NOT_NUMERIC', `${what} ${v} is not an integer`)
         return undefined
       }
-      n = v
+      n = BigInt(v)
     } else {
-      if (!/^[0-9]+$/.test(v)) {
+      if (!/^[+-]?[0-9]+$/.test(v)) {
         this.add(field.at, 'PORT_NOT_NUMERIC', `${what} "${v}" is not a decimal number`)
         return undefined
       }
-      n = Number(v)
+      n = BigInt(v)
     }
-    if (n < 1 || n > MAX_PORT) {
-      this.add(field.at, 'PORT_OUT_OF_RANGE', `${what} ${typeof v === 'string' ? v : n} is not 1..${MAX_PORT}`)
+    if (n < 1n || n > BigInt(MAX_PORT)) {
+      const shown = typeof v === 'string' ? v : String(v)
+      this.add(field.at, 'PORT_OUT_OF_RANGE', `${what} ${shown} is not 1..${MAX_PORT}${contrast !== undefined ? `; ${contrast(n)}` : ''}`)
       return undefined
     }
-    return n as Port
+    return Number(n) as Port
   }
 
   name(field: RawField<string>): string | undefined {
@@ -93,7 +118,7 @@ class Checker {
 
 function admin(c: Checker, raw: RawMeshConfig): AdminConfig | undefined {
   if (raw.admin === undefined) return { port: DEFAULT_ADMIN_PORT, exposed: false }
-  const port = c.port(raw.admin.port, 'admin port')
+  const port = c.port(raw.admin.port, 'admin port', adminFate)
   if (port === undefined) return undefined
   const mesh = MESH_PORT_NAMES.get(port)
   if (mesh !== undefined) {
@@ -110,28 +135,44 @@ function ingressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | un
     c.add(ing.at, 'INGRESS_DISABLED_WITH_PORTS', 'ingress is disabled but has port exceptions; remove one or the other')
   }
   const rules: IngressRule[] = []
-  const seen = new Map<number, number | undefined>()
+  const seen = new Map<number, { index: number | undefined; mode: IngressRule['mode'] }>()
   for (const e of ing.entries) {
-    const name = c.name(e.name)
-    const port = c.port(e.port, 'ingress port')
-    if (port !== undefined) {
-      const mesh = MESH_PORT_NAMES.get(port)
-      if (mesh !== undefined) {
-        c.add(e.port.at, 'PORT_RESERVED', `ingress port ${port} is the mesh's ${mesh} port`)
-        continue
-      }
-      if (adminCfg !== undefined && port === adminCfg.port) {
-        c.add(e.port.at, 'PORT_RESERVED', `ingress port ${port} is the admin port`)
-        continue
-      }
-      if (seen.has(port)) {
-        const first = seen.get(port)
-        c.add(e.port.at, 'DUPLICATE_INGRESS_PORT', `ingress port ${port} already has a rule${first !== undefined ? ` (entry ${first})` : ''}`)
-        continue
-      }
-      seen.set(port, e.at.index)
+    // The name is informational, any text (as in Contrast); where it is shown (nft
+    // comments, logs) it is sanitised there.
+    const name = e.name.value
+    const port = c.port(e.port, 'ingress port', wraps)
+    if (port === undefined || e.mode === undefined) continue
+    const mode = e.mode.value
+    const mesh = MESH_PORT_NAMES.get(port)
+    if (mesh !== undefined) {
+      c.add(e.port.at, 'PORT_RESERVED', `ingress port ${port} is the mesh's ${mesh} port (in Contrast, its proxy's own listener)`)
+      continue
     }
-    if (name !== undefined && port !== undefined && e.mode !== undefined) rules.push({ name, port, mode: e.mode.value })
+    // An exposed admin port is an ordinary port: reached through the mesh unless an
+    // entry says otherwise (Contrast's tooling adds `admin#P#true`). The loopback-only
+    // default is the mesh's own.
+    if (adminCfg !== undefined && !adminCfg.exposed && port === adminCfg.port) {
+      c.add(e.port.at, 'PORT_RESERVED', `ingress port ${port} is the mesh's loopback health port`)
+      continue
+    }
+    const first = seen.get(port)
+    if (first !== undefined) {
+      // The same rule twice is what Contrast's tooling writes when it appends
+      // `##admin#P#true` to a value that has it already: one rule. Two different rules
+      // for one port are refused: Contrast's `#true` rule comes first in its chain and
+      // wins, so the port would silently be plaintext.
+      if (first.mode !== mode) {
+        c.add(
+          e.port.at,
+          'DUPLICATE_INGRESS_PORT',
+          `ingress port ${port} already has a ${first.mode === 'passthrough' ? '#true' : '#false'} rule${first.index !== undefined ? ` (entry ${first.index})` : ''}; ` +
+            'Contrast would apply its #true rule (plaintext, not redirected) and ignore the other',
+        )
+      }
+      continue
+    }
+    seen.set(port, { index: e.at.index, mode })
+    rules.push({ name, port, mode })
   }
   return rules.sort((a, b) => a.port - b.port)
 }
@@ -158,7 +199,7 @@ function egressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | und
     if (!ls.ok) c.add(e.listen.at, ls.missingPort ? 'MISSING_PORT' : 'LISTEN_ADDRESS_INVALID', `listen: ${ls.message}`)
     else {
       const ip = parseIp(ls.value.host)
-      const port = c.port({ value: ls.value.port, at: e.listen.at }, 'listen port')
+      const port = c.port({ value: ls.value.port, at: e.listen.at }, 'listen port', listenFate)
       if (ip === undefined) {
         c.add(e.listen.at, 'LISTEN_ADDRESS_INVALID', `listen address "${ls.value.host}" is not an IPv4 address`)
       } else if (!isLoopbackV4(ip)) {
@@ -183,14 +224,18 @@ function egressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | und
       }
     }
 
-    let remote: { host: string; port: Port } | undefined
+    let remote: EgressRule['remote'] | undefined
     const rs = splitHostPort(e.remote.value)
     if (!rs.ok) c.add(e.remote.at, rs.missingPort ? 'MISSING_PORT' : 'INVALID_HOST', `remote: ${rs.message}`)
     else {
-      const host = parseHost(rs.value.host, rs.value.bracketed)
-      const port = c.port({ value: rs.value.port, at: e.remote.at }, 'remote port')
+      // `emoji-svc.default.svc.cluster.local.` (absolute): resolved as written, with the
+      // dot, so no search domain is appended; matched against SANs without it.
+      const absolute = !rs.value.bracketed && rs.value.host.length > 1 && rs.value.host.endsWith('.') && !rs.value.host.endsWith('..')
+      const host = parseHost(absolute ? rs.value.host.slice(0, -1) : rs.value.host, rs.value.bracketed)
+      const port = c.port({ value: rs.value.port, at: e.remote.at }, 'remote port', wraps)
       if (!host.ok) c.add(e.remote.at, 'INVALID_HOST', `remote host: ${host.message}`)
-      else if (port !== undefined) remote = { host: hostText(host.value), port }
+      else if (absolute && host.value.kind !== 'dns') c.add(e.remote.at, 'INVALID_HOST', `remote host "${rs.value.host}": an IP address has no trailing dot`)
+      else if (port !== undefined) remote = absolute ? { host: hostText(host.value), port, absolute: true } : { host: hostText(host.value), port }
     }
 
     if (name !== undefined && listen !== undefined && remote !== undefined) {

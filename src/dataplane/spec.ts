@@ -84,7 +84,9 @@ export const DEFAULT_TIMEOUTS: TimeoutsSpec = {
 }
 
 export function deriveSpec(config: MeshConfig, timeouts: TimeoutsSpec = DEFAULT_TIMEOUTS): DataPlaneSpec {
-  const guard = [MESH_PORTS.ingressMtls, MESH_PORTS.ingressTls, MESH_PORTS.egressCapture, config.admin.port]
+  // An exposed admin port is reached through the mesh like any other port, so the data
+  // plane must forward to it; the loopback-only default is never a destination.
+  const guard = [MESH_PORTS.ingressMtls, MESH_PORTS.ingressTls, MESH_PORTS.egressCapture, ...(config.admin.exposed ? [] : [config.admin.port])]
   const listeners: ListenerSpec[] = []
   if (config.ingress.enabled) {
     listeners.push(
@@ -107,7 +109,7 @@ export function deriveSpec(config: MeshConfig, timeouts: TimeoutsSpec = DEFAULT_
       name: rule.name,
       address: rule.listen.address,
       port: rule.listen.port,
-      upstream: { host: rule.remote.host, port: rule.remote.port },
+      upstream: { host: rule.remote.absolute === true ? `${rule.remote.host}.` : rule.remote.host, port: rule.remote.port },
       verifyName: rule.remote.host,
     })
   }

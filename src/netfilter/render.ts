@@ -140,9 +140,6 @@ function ingressPrerouting(config: MeshConfig): Rule[] {
       rules.push({ match: [`tcp dport ${port(r.port, 'ingress.rules.port')}`], verdict: 'accept', comment: `passthrough ${r.name}` })
     }
   }
-  if (config.admin.exposed) {
-    rules.push({ match: [`tcp dport ${port(config.admin.port, 'admin.port')}`], verdict: 'accept', comment: 'admin port' })
-  }
   for (const r of config.ingress.rules) {
     if (r.mode === 'tls') {
       rules.push({

@@ -162,11 +162,21 @@ function resourceInvalid(ref: ResourceRef, issues: readonly ConfigIssue[], cause
   return new PolicyError('POLICY_RESOURCE_INVALID', [`${refText(ref)}: invalid mesh settings`, ...lines].join('\n'), { resource: ref, issues }, cause === undefined ? undefined : { cause })
 }
 
-function meshInputs(annotations: Obj): StringInputs {
+function meshInputs(annotations: Obj, issues: ConfigIssue[]): StringInputs {
   const inputs: Record<string, { value: string; source: string }> = {}
   for (const [key, name] of Object.entries(MESH_ANNOTATIONS)) {
     const v = annotations[name]
     if (v !== undefined && v !== null) inputs[key] = { value: String(v), source: name }
+  }
+  // The daemon reads an empty egress value as "no egress", as Contrast's sidecar does;
+  // an empty egress *annotation* is refused by `contrast generate`, and so here.
+  if (inputs['egress'] !== undefined && inputs['egress'].value.trim() === '') {
+    issues.push({
+      source: MESH_ANNOTATIONS.egress,
+      entry: inputs['egress'].value,
+      reason: 'EMPTY_VALUE',
+      message: 'egress annotation is empty (contrast generate refuses it too); remove it for no egress',
+    })
   }
   return inputs
 }
@@ -225,7 +235,7 @@ function processTemplate(doc: Document.Parsed, ref: ResourceRef, annotationsPath
   const issues: ConfigIssue[] = []
   let section: string | undefined
   try {
-    const config = meshConfigFromStrings(meshInputs(annotations))
+    const config = meshConfigFromStrings(meshInputs(annotations, issues))
     section = renderMeshSection({ config, coordinator: options.coordinator })
     parseMeshSection(section) // the measured text must be what the daemon accepts
   } catch (err) {

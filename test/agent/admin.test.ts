@@ -61,6 +61,10 @@ describe('admin endpoint', () => {
       const m = await fetch(`${base}/metrics`)
       expect(m.headers.get('content-type')).toContain('text/plain')
       expect(await m.text()).toBe('podvm_mesh_ready 0\n')
+      // Contrast documents /stats/prometheus (its Envoy admin path) for scraping.
+      const p = await fetch(`${base}/stats/prometheus`)
+      expect(p.status).toBe(200)
+      expect(await p.text()).toBe('podvm_mesh_ready 0\n')
       expect((await fetch(`${base}/nope`)).status).toBe(404)
       expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(405)
     } finally {

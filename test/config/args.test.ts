@@ -54,7 +54,7 @@ describe('configFromArgs', () => {
     expect(issues(() => configFromArgs(['--allow-plaintext', '10.0.0.0/8'], {}))).toEqual([
       { source: '--allow-plaintext', reason: 'ALLOW_LIST_WITHOUT_OPT_IN', entry: undefined },
     ])
-    expect(issues(() => configFromArgs(['--egress', ''], {}))).toEqual([{ source: '--egress', reason: 'EMPTY_VALUE', entry: '' }])
+    expect(issues(() => configFromArgs(['--egress', '#127.0.0.1:80#b:80'], {}))).toEqual([{ source: '--egress', reason: 'INVALID_NAME', entry: '#127.0.0.1:80#b:80' }])
     expect(issues(() => configFromArgs(['--admin-port', '15006'], {}))).toEqual([
       { source: '--admin-port', reason: 'ADMIN_PORT_RESERVED', entry: '15006' },
     ])

@@ -35,25 +35,21 @@ const MALFORMED: [string, NodeJS.ProcessEnv, Expected][] = [
   ['ingress port 0', { [CI]: 'web#0#false' }, { source: CI, entry: 'web#0#false', index: 0, reason: 'PORT_OUT_OF_RANGE' }],
   ['ingress port 65536', { [CI]: 'web#65536#false' }, { source: CI, entry: 'web#65536#false', index: 0, reason: 'PORT_OUT_OF_RANGE' }],
   ['ingress port not numeric', { [CI]: 'web#80a#false' }, { source: CI, entry: 'web#80a#false', index: 0, reason: 'PORT_NOT_NUMERIC' }],
-  ['ingress port negative', { [CI]: 'web#-1#false' }, { source: CI, entry: 'web#-1#false', index: 0, reason: 'PORT_NOT_NUMERIC' }],
+  ['ingress port negative', { [CI]: 'web#-1#false' }, { source: CI, entry: 'web#-1#false', index: 0, reason: 'PORT_OUT_OF_RANGE' }],
   ['ingress port blank', { [CI]: 'web# #false' }, { source: CI, entry: 'web# #false', index: 0, reason: 'PORT_NOT_NUMERIC' }],
   ['duplicate ingress port', { [CI]: 'a#8080#true##b#8080#false' }, { source: CI, entry: 'b#8080#false', index: 1, reason: 'DUPLICATE_INGRESS_PORT' }],
   ['ingress on 15006', { [CI]: 'a#15006#true' }, { source: CI, entry: 'a#15006#true', index: 0, reason: 'PORT_RESERVED' }],
   ['ingress on 15007', { [CI]: 'a#15007#false' }, { source: CI, entry: 'a#15007#false', index: 0, reason: 'PORT_RESERVED' }],
   ['ingress on 15001', { [CI]: 'a#15001#false' }, { source: CI, entry: 'a#15001#false', index: 0, reason: 'PORT_RESERVED' }],
   ['ingress on default admin port', { [CI]: 'a#15020#true' }, { source: CI, entry: 'a#15020#true', index: 0, reason: 'PORT_RESERVED' }],
-  ['ingress on configured admin port', { [CI]: 'x#1#true##a#9901#true', [CA]: '9901' }, { source: CI, entry: 'a#9901#true', index: 1, reason: 'PORT_RESERVED' }],
   ['two fields', { [CI]: 'a#80' }, { source: CI, entry: 'a#80', index: 0, reason: 'WRONG_FIELD_COUNT' }],
   ['four fields', { [CI]: 'a#80#true#x' }, { source: CI, entry: 'a#80#true#x', index: 0, reason: 'WRONG_FIELD_COUNT' }],
-  ['empty entry in the middle', { [CI]: 'a#1#true####b#2#false' }, { source: CI, entry: '', index: 1, reason: 'EMPTY_ENTRY' }],
-  ['trailing separator', { [CI]: 'a#1#true##' }, { source: CI, entry: '', index: 1, reason: 'EMPTY_ENTRY' }],
   ['flag yes', { [CI]: 'a#80#yes' }, { source: CI, entry: 'a#80#yes', index: 0, reason: 'INVALID_BOOLEAN' }],
-  ['flag TRUE', { [CI]: 'a#80#TRUE' }, { source: CI, entry: 'a#80#TRUE', index: 0, reason: 'INVALID_BOOLEAN' }],
-  ['empty ingress name', { [CI]: '#80#true' }, { source: CI, entry: '#80#true', index: 0, reason: 'INVALID_NAME' }],
+  ['flag tRUE', { [CI]: 'a#80#tRUE' }, { source: CI, entry: 'a#80#tRUE', index: 0, reason: 'INVALID_BOOLEAN' }],
+  ['duplicate ingress port, same rule, then another', { [CI]: 'a#8080#true##b#8080#true##c#8080#false' }, { source: CI, entry: 'c#8080#false', index: 2, reason: 'DUPLICATE_INGRESS_PORT' }],
+  ['DISABLED among entries', { [CI]: 'DISABLED##a#9901#true' }, { source: CI, reason: 'INGRESS_DISABLED_WITH_PORTS' }],
   ['lowercase disabled', { [CI]: 'disabled' }, { source: CI, entry: 'disabled', index: 0, reason: 'WRONG_FIELD_COUNT' }],
   // egress
-  ['empty egress', { [CE]: '' }, { source: CE, entry: '', reason: 'EMPTY_VALUE' }],
-  ['blank egress', { [CE]: '  ' }, { source: CE, entry: '  ', reason: 'EMPTY_VALUE' }],
   ['listen outside 127/8', { [CE]: 'a#10.0.0.1:80#b:80' }, { source: CE, entry: 'a#10.0.0.1:80#b:80', index: 0, reason: 'LISTEN_NOT_LOCAL' }],
   ['listen on ::1', { [CE]: 'a#[::1]:80#b:80' }, { source: CE, entry: 'a#[::1]:80#b:80', index: 0, reason: 'LISTEN_NOT_LOCAL' }],
   ['listen on a name', { [CE]: 'a#localhost:80#b:80' }, { source: CE, entry: 'a#localhost:80#b:80', index: 0, reason: 'LISTEN_ADDRESS_INVALID' }],
@@ -75,12 +71,10 @@ const MALFORMED: [string, NodeJS.ProcessEnv, Expected][] = [
   ['remote label starts with -', { [CE]: 'a#127.0.0.1:80#-b.example:80' }, { source: CE, entry: 'a#127.0.0.1:80#-b.example:80', index: 0, reason: 'INVALID_HOST' }],
   ['remote all digits', { [CE]: 'a#127.0.0.1:80#1.2.3:80' }, { source: CE, entry: 'a#127.0.0.1:80#1.2.3:80', index: 0, reason: 'INVALID_HOST' }],
   ['egress two fields', { [CE]: 'a#127.0.0.1:80' }, { source: CE, entry: 'a#127.0.0.1:80', index: 0, reason: 'WRONG_FIELD_COUNT' }],
-  ['egress empty entry', { [CE]: 'a#127.0.0.1:80#b:80####c#127.0.0.2:80#b:80' }, { source: CE, entry: '', index: 1, reason: 'EMPTY_ENTRY' }],
   // admin
   ['admin port 0', { [CA]: '0' }, { source: CA, entry: '0', reason: 'PORT_OUT_OF_RANGE' }],
   ['admin port text', { [CA]: 'abc' }, { source: CA, entry: 'abc', reason: 'PORT_NOT_NUMERIC' }],
   ['admin port on a mesh port', { [CA]: '15006' }, { source: CA, entry: '15006', reason: 'ADMIN_PORT_RESERVED' }],
-  ['admin port empty', { [CA]: '' }, { source: CA, entry: '', reason: 'EMPTY_VALUE' }],
   ['legacy admin port invalid', { EDG_ADMIN_PORT: '70000' }, { source: 'EDG_ADMIN_PORT', entry: '70000', reason: 'PORT_OUT_OF_RANGE' }],
   // current vs legacy names
   ['conflicting ingress values', { [CI]: 'a#1#true', EDG_INGRESS_PROXY_CONFIG: 'a#2#true' }, { source: CI, entry: 'a#1#true', reason: 'ENV_CONFLICT' }],
@@ -136,7 +130,6 @@ describe('meshConfigFromEnv rejects', () => {
   it('orders issues by source, then entry, whichever check found them', () => {
     const err = thrown(() => meshConfigFromEnv({ [CE]: 'x#127.0.0.1:0#y:1', [CI]: 'a#1#true####c#15006#true##d#x#maybe' }))
     expect((err.details.issues as ConfigIssue[]).map((i) => [i.source, i.index, i.reason])).toEqual([
-      [CI, 1, 'EMPTY_ENTRY'],
       [CI, 2, 'PORT_RESERVED'],
       [CI, 3, 'INVALID_BOOLEAN'],
       [CI, 3, 'PORT_NOT_NUMERIC'],
@@ -232,6 +225,36 @@ describe('meshConfigFromEnv accepts', () => {
     ])
   })
 
+  it('an absolute egress host (trailing dot) is dialled with the dot and matched without it', async () => {
+    const c = meshConfigFromEnv({ [CE]: 'db#127.0.0.1:5432#DB.ns.svc.cluster.local.:5432' })
+    expect(c.egress[0]?.remote).toEqual({ host: 'db.ns.svc.cluster.local', port: 5432, absolute: true })
+    const { deriveSpec } = await import('../../src/dataplane/spec.js')
+    const l = deriveSpec(c).listeners.find((x) => x.kind === 'egress')
+    expect(l).toMatchObject({ upstream: { host: 'db.ns.svc.cluster.local.', port: 5432 }, verifyName: 'db.ns.svc.cluster.local' })
+    const { renderMeshSection, parseMeshSection } = await import('../../src/config/index.js')
+    const coordinator = { address: { host: 'coordinator', port: 7777 }, identity: 'ab'.repeat(32) } as never
+    expect(parseMeshSection(renderMeshSection({ config: c, coordinator })).config).toEqual(c)
+    for (const bad of ['db#127.0.0.1:1#db..:1', 'db#127.0.0.1:1#.:1', 'db#127.0.0.1:1#10.0.0.1.:1']) {
+      expect(issuesOf({ [CE]: bad })).toMatchObject([{ reason: 'INVALID_HOST' }])
+    }
+  })
+
+  it('reads flags as Go booleans and ports as Go integers, as Contrast does', () => {
+    expect(meshConfigFromEnv({ [CI]: 'a#+0080#T##b#08443#False' }).ingress.rules).toEqual([
+      { name: 'a', port: 80, mode: 'passthrough' },
+      { name: 'b', port: 8443, mode: 'tls' },
+    ])
+  })
+
+  it('says what Contrast would have done with a port it wraps', () => {
+    const err = thrown(() => meshConfigFromEnv({ [CI]: 'w#70000#true##x#-1#true##y#0#false', [CE]: 'a#127.0.0.1:80#b:65536' }))
+    const messages = (err.details.issues as ConfigIssue[]).map((i) => i.message)
+    expect(messages[0]).toContain('Contrast would silently use port 4464')
+    expect(messages[1]).toContain('Contrast would silently use port 65535')
+    expect(messages[2]).toContain('port 0')
+    expect(messages[3]).toContain('Contrast would silently use port 0')
+  })
+
   it('tolerates surrounding whitespace of a whole value (YAML block scalars end in a newline)', () => {
     expect(meshConfigFromEnv({ [CI]: 'DISABLED\n' }).ingress.enabled).toBe(false)
     expect(meshConfigFromEnv({ [CE]: 'a#127.0.0.1:80#b:80\n' }).egress).toHaveLength(1)
@@ -285,14 +308,16 @@ describe('parseIngress / parseEgress', () => {
 
   it('check against a given admin port', () => {
     expect(parseIngress('a#9901#true').rules).toHaveLength(1)
-    expect(thrown(() => parseIngress('a#9901#true', { adminPort: 9901 })).details.issues).toMatchObject([{ reason: 'PORT_RESERVED' }])
+    // Contrast's tooling writes exactly this for its admin port: accepted, with its meaning.
+    expect(parseIngress('a#9901#true', { adminPort: 9901 }).rules).toEqual([{ name: 'a', port: 9901, mode: 'passthrough' }])
     expect(thrown(() => parseEgress('a#127.0.0.3:9901#b:1', { adminPort: 9901 })).details.issues).toMatchObject([
       { reason: 'LISTEN_PORT_RESERVED' },
     ])
   })
 
-  it('an empty egress value is an error', () => {
-    expect(thrown(() => parseEgress('')).details.issues).toMatchObject([{ source: CE, reason: 'EMPTY_VALUE' }])
+  it('an empty egress value is no egress, as in Contrast', () => {
+    expect(parseEgress('')).toEqual([])
+    expect(parseEgress('##')).toEqual([])
   })
 })
 

@@ -180,9 +180,10 @@ describe('renderBootstrap', () => {
     expect(JSON.stringify(b)).not.toContain('10.96.0.0')
   })
 
-  it('admin exposed: the admin port is loop-guarded, Envoy admin stays on 127.0.0.1', () => {
+  it('admin exposed: the admin port is an ordinary destination (not loop-guarded), Envoy admin stays on 127.0.0.1', () => {
+    expect(guardPortsOf(listener(render(BASE), 'ingress'))).toEqual([15001, 15006, 15007, 15020])
     const b = render(CASES['admin-exposed']!)
-    expect(guardPortsOf(listener(b, 'ingress'))).toEqual([9901, 15001, 15006, 15007])
+    expect(guardPortsOf(listener(b, 'ingress'))).toEqual([15001, 15006, 15007])
     expect(b.admin.address.socket_address).toEqual({ address: '127.0.0.1', port_value: 15000 })
   })
 
