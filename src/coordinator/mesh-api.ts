@@ -7,7 +7,7 @@ import { isIP } from 'node:net'
 import type { Logger } from 'pino'
 import { bindReportData, type EvidenceProvider } from '../attestation/index.js'
 import type { CoordinatorCa } from './ca.js'
-import { checkEvidence, evidenceToWire, wireToEvidence } from './evidence-check.js'
+import { checkEvidence, evidenceToWire, wireToEvidence, type EvidenceCheckOptions } from './evidence-check.js'
 import { CoordinatorError } from './errors.js'
 import { lookupPolicy, parseManifest } from './manifest.js'
 import type {
@@ -45,6 +45,8 @@ export interface MeshApiOptions {
   readonly nonceTtlMs?: number
   readonly maxOutstandingNonces?: number
   readonly now?: () => number
+  /** Test roots in place of AMD's and Intel's (see EvidenceCheckOptions.vendorRoots). */
+  readonly vendorRoots?: EvidenceCheckOptions['vendorRoots']
 }
 
 interface NonceEntry {
@@ -135,6 +137,7 @@ export class MeshApi {
       acceptSimulated: manifest.acceptSimulated,
       simulatedRoots: manifest.simulatedRoots,
       referenceValues: manifest.referenceValues,
+      ...(this.#o.vendorRoots !== undefined ? { vendorRoots: this.#o.vendorRoots } : {}),
     })
     const hash = Buffer.from(checked.policyHash).toString('hex')
     const found = lookupPolicy(manifest, checked.policyHash)
