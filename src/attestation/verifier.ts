@@ -61,6 +61,7 @@ export type VerifyReasonCode =
   | 'TDX_DEBUG_ENABLED'
   | 'TDX_MR_TD_NOT_ALLOWED'
   | 'TDX_MR_CONFIG_ID_NOT_ALLOWED'
+  | 'TDX_RTMR_NOT_ALLOWED'
   | 'TDX_TEE_TCB_SVN_BELOW_MINIMUM'
 
 export interface VerifyReason {

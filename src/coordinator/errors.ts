@@ -23,6 +23,11 @@ export type CoordinatorCode =
    * policy: Challenge answers would otherwise serve as evidence for NewMeshCert.
    */
   | 'COORDINATOR_KEY_REFUSED'
+  /**
+   * Evidence of a TEE type (snp, tdx) the manifest has no reference values for: no
+   * launch measurement could be checked, so none is admitted.
+   */
+  | 'COORDINATOR_TEE_NOT_ADMITTED'
   /** The evidence verified but matches no reference value of the manifest. */
   | 'COORDINATOR_REFERENCE_MISMATCH'
   /** No manifest policy for the evidence's HOSTDATA / MRCONFIGID. */

@@ -22,6 +22,22 @@ import { CoordinatorError, type CoordinatorCode } from './errors.js'
 import type { Manifest } from './manifest.js'
 import type { WireEvidence } from './mesh-api-proto.js'
 
+type ManifestReference = NonNullable<Manifest['referenceValues']>
+type SnpReference = NonNullable<ManifestReference['snp']>
+type TdxReference = NonNullable<ManifestReference['tdx']>
+
+/**
+ * What evidence is checked against: the manifest's reference values, where a pod's pin
+ * of its coordinator may name fewer fields (the manifest schema decides what is required).
+ */
+export interface ReferenceValues {
+  readonly snp?: Omit<SnpReference, 'measurements'> & { readonly measurements?: readonly string[] }
+  readonly tdx?: Omit<TdxReference, 'mrTd' | 'rtmr'> & {
+    readonly mrTd?: readonly string[]
+    readonly rtmr?: Partial<Record<'0' | '1' | '2' | '3', readonly string[]>>
+  }
+}
+
 export interface EvidenceCheckOptions {
   readonly publicKeyDer: Uint8Array
   readonly nonce: Uint8Array
@@ -29,7 +45,13 @@ export interface EvidenceCheckOptions {
   readonly acceptSimulated: boolean
   /** SHA-256 (hex) of simulated roots to accept; undefined = the root the evidence brings. */
   readonly simulatedRoots?: readonly string[] | undefined
-  readonly referenceValues?: Manifest['referenceValues']
+  readonly referenceValues?: ReferenceValues | undefined
+  /**
+   * Refuse evidence of a real TEE type that `referenceValues` does not name (the
+   * coordinator's admission). A pod checking its coordinator against a root-CA pin
+   * passes no reference values and leaves this off.
+   */
+  readonly requireReferenceValues?: boolean
   /**
    * Replaces AMD's and Intel's pinned roots for evidence that claims a real TEE. Only for
    * tests, which re-sign real SNP/TDX evidence formats under a test root; never taken
@@ -52,6 +74,7 @@ const REFERENCE_REASONS: ReadonlySet<VerifyReasonCode> = new Set<VerifyReasonCod
   'SNP_DEBUG_ALLOWED',
   'SNP_PRODUCT_MISMATCH',
   'TDX_MR_TD_NOT_ALLOWED',
+  'TDX_RTMR_NOT_ALLOWED',
   'TDX_TEE_TCB_SVN_BELOW_MINIMUM',
   'TDX_DEBUG_ENABLED',
 ])
@@ -92,8 +115,8 @@ function fail(code: CoordinatorCode, message: string, details: Record<string, un
   throw new CoordinatorError(code, message, details, cause === undefined ? undefined : { cause })
 }
 
-function reasonsDetail(reasons: readonly VerifyReason[]): { code: string; message: string }[] {
-  return reasons.map((r) => ({ code: r.code, message: r.message }))
+function reasonsDetail(reasons: readonly VerifyReason[]): { code: string; message: string; details: VerifyReason['details'] }[] {
+  return reasons.map((r) => ({ code: r.code, message: r.message, details: r.details }))
 }
 
 /** Verifies evidence; throws a CoordinatorError naming the first failed class of check. */
@@ -105,16 +128,23 @@ export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): C
   let reportData: Uint8Array
   let policyHash: Uint8Array
   let measurement: Uint8Array
+  if (opts.requireReferenceValues === true && (evidence.tee === 'snp' || evidence.tee === 'tdx') && ref?.[evidence.tee] === undefined) {
+    fail('COORDINATOR_TEE_NOT_ADMITTED', `the manifest has no referenceValues.${evidence.tee}: ${evidence.tee} evidence is not admitted`, {
+      tee: evidence.tee,
+      path: `referenceValues.${evidence.tee}`,
+    })
+  }
   try {
     if (evidence.tee === 'tdx') {
       const policy: TdxPolicyOptions = {
         ...(ref?.tdx?.mrTd !== undefined ? { mrTd: ref.tdx.mrTd.map((h) => Buffer.from(h, 'hex')) } : {}),
+        ...(ref?.tdx?.rtmr !== undefined ? { rtmr: rtmrAllowLists(ref.tdx.rtmr) } : {}),
         ...(ref?.tdx?.minimumTeeTcbSvn !== undefined ? { minimumTeeTcbSvn: Buffer.from(ref.tdx.minimumTeeTcbSvn, 'hex') } : {}),
         ...(ref?.tdx?.allowDebug !== undefined ? { allowDebug: ref.tdx.allowDebug } : {}),
       }
       const r = verifyTdx(evidence.raw, { at: opts.at, policy, ...(opts.vendorRoots?.tdx !== undefined ? { roots: { root: opts.vendorRoots.tdx } } : {}) })
       tee = r.tee
-      reasons = [...r.reasons, ...rtmrReasons(r.claims.rtmr, ref?.tdx?.rtmr)]
+      reasons = r.reasons
       reportData = r.claims.reportData
       policyHash = r.claims.mrConfigId
       measurement = r.claims.mrTd
@@ -194,20 +224,6 @@ export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): C
   return { tee, policyHash, measurement }
 }
 
-function rtmrReasons(
-  rtmr: readonly Uint8Array[],
-  allowed: Partial<Record<'0' | '1' | '2' | '3', string[]>> | undefined,
-): VerifyReason[] {
-  if (allowed === undefined) return []
-  const out: VerifyReason[] = []
-  for (const i of ['0', '1', '2', '3'] as const) {
-    const list = allowed[i]
-    const value = rtmr[Number(i)]
-    if (list === undefined || value === undefined) continue
-    if (!list.includes(toHex(value))) {
-      // Reported under the MRTD code: the verifier has no RTMR reason of its own.
-      out.push({ code: 'TDX_MR_TD_NOT_ALLOWED', message: `RTMR${i} ${toHex(value)} not allowed`, details: { rtmr: Number(i), value: toHex(value) } })
-    }
-  }
-  return out
+function rtmrAllowLists(rtmr: Partial<Record<'0' | '1' | '2' | '3', readonly string[]>>): (Uint8Array[] | undefined)[] {
+  return (['0', '1', '2', '3'] as const).map((i) => rtmr[i]?.map((h) => Buffer.from(h, 'hex')))
 }

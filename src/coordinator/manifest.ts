@@ -39,24 +39,37 @@ const SnpTcbSchema = z.strictObject({
   fmc: z.number().int().min(0).max(255).optional(),
 })
 
+// A launch measurement is what names the code: HOST_DATA / MRCONFIGID is chosen by
+// whoever launches the VM. So reference values for a real TEE must pin it; a manifest
+// without them would hand a policy's identity to any image launched with its hash.
+const required = (what: string) => ({
+  error: (iss: { input?: unknown }) => (iss.input === undefined ? `${what} is required: without it any guest image launched with a policy's hash is admitted` : undefined),
+})
+
 const SnpReferenceSchema = z.strictObject({
   products: z.array(z.enum(['Milan', 'Genoa', 'Turin'])).min(1).optional(),
   minimumTcb: SnpTcbSchema.optional(),
-  measurements: z.array(hex(48, 'measurement')).min(1).optional(),
+  measurements: z.array(hex(48, 'measurement'), required('the launch measurement allow-list (SNP MEASUREMENT)')).min(1),
   allowDebug: z.boolean().optional(),
 })
 
+// Kata/CoCo TDs boot TDVF: MRTD measures the firmware only; TDVF extends RTMR0 with its
+// configuration (TD HOB, CFV, ACPI tables: these follow the VM size), RTMR1 with the
+// kernel, RTMR2 with the kernel command line and initrd. RTMR3 is left to the guest at
+// runtime. The kernel, initrd and command line are the image: RTMR1 and RTMR2 are required.
+const rtmr = (i: number) => z.array(hex(48, `rtmr[${i}]`)).min(1)
 const TdxReferenceSchema = z.strictObject({
-  mrTd: z.array(hex(48, 'mrTd')).min(1).optional(),
-  /** Allowed values per RTMR index 0-3; an index left out is not checked. */
-  rtmr: z
-    .strictObject({
-      '0': z.array(hex(48, 'rtmr[0]')).min(1).optional(),
-      '1': z.array(hex(48, 'rtmr[1]')).min(1).optional(),
-      '2': z.array(hex(48, 'rtmr[2]')).min(1).optional(),
-      '3': z.array(hex(48, 'rtmr[3]')).min(1).optional(),
-    })
-    .optional(),
+  mrTd: z.array(hex(48, 'mrTd'), required('the MRTD allow-list (TDVF firmware)')).min(1),
+  /** Allowed values per RTMR index; 1 (kernel) and 2 (command line, initrd) are required. */
+  rtmr: z.strictObject(
+    {
+      '0': rtmr(0).optional(),
+      '1': z.array(hex(48, 'rtmr[1]'), required('rtmr[1] (the kernel)')).min(1),
+      '2': z.array(hex(48, 'rtmr[2]'), required('rtmr[2] (kernel command line and initrd)')).min(1),
+      '3': rtmr(3).optional(),
+    },
+    required('rtmr (RTMR1 kernel, RTMR2 command line and initrd)'),
+  ),
   minimumTeeTcbSvn: hex(16, 'minimumTeeTcbSvn').optional(),
   allowDebug: z.boolean().optional(),
 })
@@ -71,7 +84,7 @@ export const ManifestSchema = z.strictObject({
     .optional(),
   /**
    * Accept evidence signed by a simulated (non-TEE) root. Off by default: such evidence
-   * proves nothing. `simulatedRoots` pins those roots by SHA-256 of their DER; without
+   * proves nothing, and is checked against `referenceValues.snp` only where present. `simulatedRoots` pins those roots by SHA-256 of their DER; without
    * it any root the evidence brings is taken, which is only for labs.
    */
   acceptSimulated: z.boolean().optional(),

@@ -120,19 +120,21 @@ export class MeshApi {
     if (nonce.byteLength !== NONCE_BYTES) {
       throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `Nonce must be ${NONCE_BYTES} B, got ${nonce.byteLength}`, { field: 'Nonce', length: nonce.byteLength })
     }
-    const { publicKey, curve } = await importLeafKey(req.PublicKey)
+    const { publicKey, curve, der } = await importLeafKey(req.PublicKey)
     const evidence = wireToEvidence(req.Evidence)
     this.#consumeNonce(nonce, now)
     // Challenge hands anyone our own evidence over SHA-512(our TLS key ‖ their nonce);
     // with their nonce set to a server nonce it would pass the binding check below.
     // Our key never gets a mesh certificate, so that evidence is worth nothing here.
-    if (Buffer.from(req.PublicKey ?? []).equals(Buffer.from(this.#o.tlsPublicKeyDer))) {
+    // `der` is canonical (importLeafKey), so no encoding of our key slips past this.
+    if (der.equals(Buffer.from(this.#o.tlsPublicKeyDer))) {
       throw new CoordinatorError('COORDINATOR_KEY_REFUSED', "the public key is the coordinator's own TLS key", { field: 'PublicKey' })
     }
     const manifest = this.#o.state.manifest
     const checked = checkEvidence(evidence, {
-      publicKeyDer: req.PublicKey,
+      publicKeyDer: der,
       nonce,
+      requireReferenceValues: true,
       at: new Date(now),
       acceptSimulated: manifest.acceptSimulated,
       simulatedRoots: manifest.simulatedRoots,
@@ -224,22 +226,37 @@ function verifyUpdateSignature(keyPem: string, message: Uint8Array, signature: U
 
 const CURVES: Record<string, 'P-256' | 'P-384'> = { prime256v1: 'P-256', secp384r1: 'P-384' }
 
-async function importLeafKey(der: Uint8Array | undefined): Promise<{ publicKey: CryptoKey; curve: 'P-256' | 'P-384' }> {
-  if (der === undefined || der.byteLength === 0) {
+/**
+ * The request's key, parsed and re-encoded. The binding hashes `key ‖ nonce`, so a key
+ * whose encoding may carry extra bytes would let one digest be read two ways (our own
+ * TLS key ‖ 8 bytes, with a client nonce chosen to match): only the canonical DER of a
+ * P-256/P-384 key is taken.
+ */
+async function importLeafKey(raw: Uint8Array | undefined): Promise<{ publicKey: CryptoKey; curve: 'P-256' | 'P-384'; der: Buffer }> {
+  if (raw === undefined || raw.byteLength === 0) {
     throw new CoordinatorError('COORDINATOR_BAD_REQUEST', 'PublicKey is missing', { field: 'PublicKey' })
   }
   let curve: 'P-256' | 'P-384' | undefined
+  let der: Buffer
   try {
-    const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
+    const key = createPublicKey({ key: Buffer.from(raw), format: 'der', type: 'spki' })
     curve = key.asymmetricKeyType === 'ec' ? CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''] : undefined
+    der = key.export({ type: 'spki', format: 'der' })
   } catch (cause) {
     throw new CoordinatorError('COORDINATOR_BAD_REQUEST', 'PublicKey is not a PKIX DER public key', { field: 'PublicKey' }, { cause })
   }
   if (curve === undefined) {
     throw new CoordinatorError('COORDINATOR_BAD_REQUEST', 'PublicKey must be ECDSA P-256 or P-384', { field: 'PublicKey' })
   }
+  if (!der.equals(Buffer.from(raw))) {
+    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `PublicKey is not canonical DER (${raw.byteLength} B given, the key encodes to ${der.byteLength} B)`, {
+      field: 'PublicKey',
+      length: raw.byteLength,
+      canonicalLength: der.byteLength,
+    })
+  }
   const publicKey = await crypto.subtle.importKey('spki', der, { name: 'ECDSA', namedCurve: curve }, true, ['verify'])
-  return { publicKey, curve }
+  return { publicKey, curve, der }
 }
 
 /** The IP of a gRPC peer string: `1.2.3.4:5`, `[fd00::1]:5`, `ipv4:…`, `::ffff:1.2.3.4`. */

@@ -7,11 +7,11 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { bindReportData, type Evidence } from '../../src/attestation/index.js'
+import { bindReportData, SimulatedProvider, type Evidence } from '../../src/attestation/index.js'
 import { CoordinatorCa, evidenceToWire, MeshApi, parseManifest, saveState, type CoordinatorState } from '../../src/coordinator/index.js'
 import { generateKeyPair, splitPemCertificates } from '../../src/pki/index.js'
 import { rejected } from '../support.js'
-import { HOST_A, HOST_COORDINATOR, removeState, simulated, testLog } from './harness.js'
+import { HOST_A, HOST_COORDINATOR, removeState, testLog } from './harness.js'
 import { mrConfigIdOf, snpTestGuest, tdxTestPlatform, TEST_AT, type SnpTestGuest, type TdxTestPlatform } from './real-evidence.js'
 
 const MEASUREMENT = '5a'.repeat(48)
@@ -50,7 +50,7 @@ async function coordinator(manifest: object, roots: { snp?: X509Certificate[]; t
     state,
     persist: (s) => saveState(dir, s),
     log: testLog().log,
-    provider: await simulated(HOST_COORDINATOR),
+    provider: await SimulatedProvider.create({ hostData: Buffer.from(HOST_COORDINATOR, 'hex'), now: new Date('2026-01-01T00:00:00Z') }),
     tlsPublicKeyDer: tlsKeyDer,
     leafLifetimeMs: 60_000,
     now: () => now,
@@ -85,5 +85,81 @@ describe('admission with real evidence formats', () => {
       expect(splitPemCertificates(Buffer.from(res.CertChain).toString())[0]!.subject).toBe('CN=a.mesh.test')
       expect(res.WorkloadSecret).toHaveLength(32)
     }
+  })
+})
+
+describe('key confusion: the request key is parsed and re-encoded before binding', () => {
+  it("refuses the coordinator's own TLS key with bytes appended (its Challenge evidence replayed)", async () => {
+    const c = await coordinator({ policies: { [HOST_COORDINATOR]: { sans: ['c.mesh'], workloadSecretId: 'c' } }, acceptSimulated: true }, {})
+    const ch1 = await c.api.challenge({ ClientNonce: randomBytes(16) })
+    const tail = randomBytes(8)
+    // SHA-512(tlsKey ‖ tail ‖ N1) = SHA-512((tlsKey ‖ tail) ‖ N1): one digest, two readings.
+    const ch2 = await c.api.challenge({ ClientNonce: Buffer.concat([tail, ch1.Nonce]) })
+    const err = await rejected(
+      c.api.newMeshCert({ Nonce: ch1.Nonce, PublicKey: Buffer.concat([c.tlsKeyDer, tail]), Evidence: ch2.Evidence }, undefined),
+    )
+    expect(err).toMatchObject({ code: 'COORDINATOR_BAD_REQUEST', details: { field: 'PublicKey' } })
+  })
+
+  it('refuses any non-canonical encoding of a pod key', async () => {
+    const snp = await snpTestGuest({ hostData: Buffer.from(HOST_A, 'hex'), measurement: Buffer.from(MEASUREMENT, 'hex') })
+    const c = await coordinator({ policies, referenceValues: { snp: snpRef } }, { snp: [snp.root] })
+    const ch = await c.api.challenge({ ClientNonce: randomBytes(32) })
+    const key = Buffer.concat([await spki(), Buffer.from([0])])
+    const ev = await snp.evidence(bindReportData(key, ch.Nonce))
+    const err = await rejected(c.api.newMeshCert({ Nonce: ch.Nonce, PublicKey: key, Evidence: evidenceToWire(ev) }, undefined))
+    expect(err).toMatchObject({ code: 'COORDINATOR_BAD_REQUEST', details: { field: 'PublicKey' } })
+  })
+})
+
+describe('a TEE type the manifest gives no reference values for is refused', () => {
+  it('refuses a TD whose MRCONFIGID is a policy key when only snp reference values exist', async () => {
+    const tdx = await tdxTestPlatform()
+    const c = await coordinator({ policies, referenceValues: { snp: snpRef } }, { tdx: [tdx.root] })
+    const err = await rejected(admit(c, (rd) => tdx.evidence(rd, { mrConfigId: mrConfigIdOf(HOST_A) })))
+    expect(err).toMatchObject({ code: 'COORDINATOR_TEE_NOT_ADMITTED', details: { tee: 'tdx' } })
+  })
+
+  it('refuses real SNP when only tdx reference values exist, and both without any', async () => {
+    const snp = await snpTestGuest({ hostData: Buffer.from(HOST_A, 'hex'), measurement: Buffer.from(MEASUREMENT, 'hex') })
+    for (const referenceValues of [{ tdx: tdxRef }, undefined]) {
+      const c = await coordinator({ policies, ...(referenceValues !== undefined ? { referenceValues } : {}) }, { snp: [snp.root] })
+      expect(await rejected(admit(c, (rd) => snp.evidence(rd)))).toMatchObject({ code: 'COORDINATOR_TEE_NOT_ADMITTED', details: { tee: 'snp' } })
+    }
+  })
+})
+
+describe('unmeasured guests do not get a victim identity', () => {
+  it('the manifest refuses SNP and TDX reference values without launch measurements, naming the path', () => {
+    const cases: [object, string][] = [
+      [{ snp: { minimumTcb: { snp: 8 } } }, 'referenceValues.snp.measurements'],
+      [{ tdx: { minimumTeeTcbSvn: '00'.repeat(16) } }, 'referenceValues.tdx.mrTd'],
+      [{ tdx: { mrTd: [MR_TD] } }, 'referenceValues.tdx.rtmr'],
+      [{ tdx: { mrTd: [MR_TD], rtmr: { '0': [RTMR[0]] } } }, 'referenceValues.tdx.rtmr.1'],
+    ]
+    for (const [referenceValues, path] of cases) {
+      let err: any
+      try {
+        parseManifest(JSON.stringify({ policies, referenceValues }), 'm.json')
+      } catch (e) {
+        err = e
+      }
+      expect(err, path).toMatchObject({ code: 'COORDINATOR_MANIFEST_INVALID' })
+      expect(err.details.issues.map((i: { path: string }) => i.path), path).toContain(path)
+      expect(err.message).toContain(path)
+    }
+  })
+
+  it('a guest with the victim HOST_DATA but another image is refused (SNP), and so is a TD with another kernel (RTMR1)', async () => {
+    const snp = await snpTestGuest({ hostData: Buffer.from(HOST_A, 'hex'), measurement: Buffer.alloc(48, 0x99) })
+    const tdx = await tdxTestPlatform()
+    const c = await coordinator({ policies, referenceValues: { snp: snpRef, tdx: tdxRef } }, { snp: [snp.root], tdx: [tdx.root] })
+    const e1 = await rejected(admit(c, (rd) => snp.evidence(rd)))
+    expect(e1).toMatchObject({ code: 'COORDINATOR_REFERENCE_MISMATCH' })
+    expect(e1.details.reasons.map((r: { code: string }) => r.code)).toEqual(['SNP_MEASUREMENT_NOT_ALLOWED'])
+    const otherKernel = [rtmrBytes[0], Buffer.alloc(48, 0x99), rtmrBytes[2], rtmrBytes[3]] as unknown as typeof rtmrBytes
+    const e2 = await rejected(admit(c, (rd) => tdx.evidence(rd, { mrConfigId: mrConfigIdOf(HOST_A), mrTd: Buffer.from(MR_TD, 'hex'), rtmr: otherKernel })))
+    expect(e2).toMatchObject({ code: 'COORDINATOR_REFERENCE_MISMATCH' })
+    expect(e2.details.reasons).toEqual([expect.objectContaining({ code: 'TDX_RTMR_NOT_ALLOWED', details: { rtmr: 1, value: '99'.repeat(48) } })])
   })
 })

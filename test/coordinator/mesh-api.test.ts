@@ -172,10 +172,12 @@ describe('MeshApi', () => {
   })
 
   it('simulated evidence claiming to be real SNP fails the AMD chain', async () => {
-    const req = await request(f, HOST_A)
-    const err = await rejected(f.api.newMeshCert({ ...req, Evidence: { ...req.Evidence, Tee: 'snp' } }, undefined))
+    const g = await fixture({ manifest: manifestText({ referenceValues: { snp: { measurements: ['00'.repeat(48)] } } }) })
+    const req = await request(g, HOST_A)
+    const err = await rejected(g.api.newMeshCert({ ...req, Evidence: { ...req.Evidence, Tee: 'snp' } }, undefined))
     expect(err.code).toBe('COORDINATOR_EVIDENCE_REJECTED')
     expect(err.details.reasons.map((r: { code: string }) => r.code)).toContain('SNP_ARK_NOT_TRUSTED')
+    await removeState(g.dir)
   })
 
   it.each([
@@ -236,7 +238,7 @@ describe('MeshApi manifest policy', () => {
   })
 
   it('refuses a TCB below the minimum', async () => {
-    const f = await fixture({ manifest: manifestText({ referenceValues: { snp: { minimumTcb: { snp: 200 } } } }) })
+    const f = await fixture({ manifest: manifestText({ referenceValues: { snp: { measurements: ['00'.repeat(48)], minimumTcb: { snp: 200 } } } }) })
     const err = await rejected(f.api.newMeshCert(await request(f, HOST_A), undefined))
     expect(err.code).toBe('COORDINATOR_REFERENCE_MISMATCH')
     expect(err.details.reasons.map((r: { code: string }) => r.code)).toEqual(['SNP_TCB_BELOW_MINIMUM'])

@@ -24,6 +24,8 @@ export interface TdxPolicyOptions {
   readonly allowDebug?: boolean
   /** Allow-list of MRTD values (48 bytes each). */
   readonly mrTd?: readonly Uint8Array[]
+  /** Allow-lists per RTMR index (0-3); an index left undefined is not checked. */
+  readonly rtmr?: readonly (readonly Uint8Array[] | undefined)[]
   /** Allow-list of MRCONFIGID values (48 bytes each; Kata: initdata digest, zero-padded). */
   readonly mrConfigId?: readonly Uint8Array[]
   /** Per-byte minimum of TEE_TCB_SVN (16 bytes). */
@@ -265,6 +267,13 @@ function checkPolicy(claims: TdxClaims, policy: TdxPolicyOptions): VerifyReason[
   if (policy.mrConfigId !== undefined && !policy.mrConfigId.some((m) => bytesEqual(m, claims.mrConfigId))) {
     reasons.push(reason('TDX_MR_CONFIG_ID_NOT_ALLOWED', `MRCONFIGID ${toHex(claims.mrConfigId)} not in the allow-list`, { mrConfigId: toHex(claims.mrConfigId) }))
   }
+  policy.rtmr?.forEach((allowed, i) => {
+    const value = claims.rtmr[i]
+    if (allowed === undefined || value === undefined) return
+    if (!allowed.some((m) => bytesEqual(m, value))) {
+      reasons.push(reason('TDX_RTMR_NOT_ALLOWED', `RTMR${i} ${toHex(value)} not in the allow-list`, { rtmr: i, value: toHex(value) }))
+    }
+  })
   const min = policy.minimumTeeTcbSvn
   if (min !== undefined) {
     for (let i = 0; i < 16; i++) {

@@ -274,6 +274,8 @@ describe('verifyTdx policy', () => {
     ['MRCONFIGID not allowed', { mrConfigId: [new Uint8Array(48).fill(1)] }, ['TDX_MR_CONFIG_ID_NOT_ALLOWED']],
     ['TEE TCB SVN met', { minimumTeeTcbSvn: Uint8Array.of(3, 0, 4) }, []],
     ['TEE TCB SVN below', { minimumTeeTcbSvn: Uint8Array.of(3, 0, 5) }, ['TDX_TEE_TCB_SVN_BELOW_MINIMUM']],
+    ['RTMR0-2 allowed, 3 unchecked', { rtmr: [[c.rtmr[0]], [c.rtmr[1]], [new Uint8Array(48), c.rtmr[2]]] }, []],
+    ['RTMR1 not allowed', { rtmr: [undefined, [c.rtmr[0]]] }, ['TDX_RTMR_NOT_ALLOWED']],
     ['report data matches', { reportData: c.reportData }, []],
     ['report data differs', { reportData: flip(c.reportData, 0) }, ['REPORT_DATA_MISMATCH']],
   ])('%s', (_n, policy, expected) => {
