@@ -27,6 +27,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   coordinator: { summary: 'the attested mesh CA and its gRPC mesh API (set-manifest: sign an update)', load: async () => (await import('./coordinator/coordinator-command.js')).coordinatorCommand },
   demo: { summary: 'build a three-namespace mesh, show what it does, tear it down', load: async () => (await import('./demo/demo-command.js')).demoCommand },
   initdata: { summary: 'set the measured mesh config (initdata) on a Kubernetes manifest', load: async () => (await import('./policy/initdata-command.js')).initdataCommand },
+  hook: { summary: 'the Kata guest OCI prestart hook: mesh certificates into each container', load: async () => (await import('./hook/hook-command.js')).hookCommand },
   check: { summary: 'validate a mesh config and print it normalized', load: async () => (await import('./config/check-command.js')).checkCommand },
   'render nft': { summary: 'print the nftables ruleset and routes run would apply', load: async () => (await import('./netfilter/render-command.js')).renderNftCommand },
   'render envoy': { summary: 'print the Envoy bootstrap for a mesh config', load: async () => (await import('./dataplane/envoy/render-command.js')).renderEnvoyCommand },

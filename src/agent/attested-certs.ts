@@ -107,6 +107,32 @@ export interface AttestedCertificatesOptions {
   readonly retryMaxMs?: number
   readonly callTimeoutMs?: number
   readonly random?: () => number
+  /**
+   * Called when an attempt fails in a way retrying alone will not fix (see
+   * `definitiveFailureReason`) while no certificate is held. Retries go on regardless:
+   * a manifest update can still admit the pod.
+   */
+  readonly onDefinitiveFailure?: (reason: string) => void
+}
+
+// Answers that say "try again": the coordinator was busy or lost our nonce (restart).
+const TRANSIENT_REFUSALS = new Set(['COORDINATOR_BUSY', 'COORDINATOR_NONCE_UNKNOWN', 'COORDINATOR_NONCE_EXPIRED', 'COORDINATOR_NONCE_REPLAYED'])
+
+/**
+ * The reason code when a failed attempt means the mesh will not come up without a change
+ * outside the pod: the coordinator refused this pod (unknown policy, evidence or reference
+ * values rejected), the coordinator failed our verification, or our own evidence does not
+ * report the measured config. Undefined for what retrying can fix (unreachable, busy).
+ */
+export function definitiveFailureReason(err: unknown): string | undefined {
+  if (!isMeshError(err)) return undefined
+  if (err.code === 'COORDINATOR_REFUSED') {
+    const reason = err.details['reason']
+    if (typeof reason !== 'string' || TRANSIENT_REFUSALS.has(reason)) return undefined
+    return /^[A-Z][A-Z0-9_]{0,63}$/.test(reason) ? reason : err.code
+  }
+  if (err.code === 'COORDINATOR_UNTRUSTED' || err.code === 'INITDATA_DIGEST_MISMATCH' || err.code === 'INITDATA_BAD_EVIDENCE_FIELD') return err.code
+  return undefined
 }
 
 export class AttestedCertificates {
@@ -254,6 +280,8 @@ export class AttestedCertificates {
         if (left !== Infinity) delay = Math.max(Math.min(initial, delay), Math.min(delay, Math.floor(left / 4)))
         failuresInRow++
         const reason = String((failure.details as Record<string, unknown>)['reason'] ?? failure.code)
+        const definitive = this.#current === undefined ? definitiveFailureReason(failure) : undefined
+        if (definitive !== undefined) this.#o.onDefinitiveFailure?.(definitive)
         const fields = { code: failure.code, reason, details: failure.details, retryInMs: delay, failuresInRow, holding: this.#current?.serial ?? null }
         const msg =
           this.#current === undefined
@@ -337,7 +365,7 @@ export async function startAttestedCertificates(
     evidence?: string | undefined
     'simulated-hostdata'?: string | undefined
   },
-  ctx: { tlsDir: string; log: Logger; measuredConfigDigest?: Uint8Array },
+  ctx: { tlsDir: string; log: Logger; measuredConfigDigest?: Uint8Array; onDefinitiveFailure?: (reason: string) => void },
 ): Promise<AttestedRun | undefined> {
   if (values.coordinator === undefined) {
     requireCoordinatorForAttestedFlags(values)
@@ -371,6 +399,7 @@ export async function startAttestedCertificates(
     tlsDir: ctx.tlsDir,
     log: ctx.log,
     ...(ctx.measuredConfigDigest !== undefined ? { measuredConfigDigest: ctx.measuredConfigDigest } : {}),
+    ...(ctx.onDefinitiveFailure !== undefined ? { onDefinitiveFailure: ctx.onDefinitiveFailure } : {}),
   })
   const abort = new AbortController()
   let started = false

@@ -7,7 +7,7 @@ import { measuredConfig, type MeasuredConfig } from './measured-config.js'
 import { deriveSpec, type DataPlane } from '../dataplane/index.js'
 import { execRunner } from '../netfilter/index.js'
 import { isMeshError } from '../errors.js'
-import { DEFAULT_TLS_DIR } from '../pki/index.js'
+import { DEFAULT_TLS_DIR, meshStatusWriter } from '../pki/index.js'
 import { startAdminServer } from './admin-server.js'
 import type { AttestedRun } from './attested-certs.js'
 import { ATTESTED_OPTIONS, ATTESTED_USAGE, requireCoordinatorForAttestedFlags } from './attested-options.js'
@@ -86,6 +86,10 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   const tlsDir = parsed.values['tls-dir'] ?? DEFAULT_TLS_DIR
   log.info({ config, from: measured === undefined ? parsed.from : 'initdata', tlsDir, ...(measured !== undefined ? { initdata: measured.source, digest: measured.digestHex } : {}) }, 'starting')
 
+  // What the guest OCI hook waits for (pki/mesh-status.ts): pending until ready; failed
+  // when boot fails or the coordinator refuses this pod.
+  const status = meshStatusWriter(tlsDir, log)
+  void status.set({ state: 'pending' })
   const dataPlane: DataPlane = createDataPlane(choice, deriveSpec(config), {
     log,
     ...(parsed.values['work-dir'] !== undefined ? { workDir: parsed.values['work-dir'] } : {}),
@@ -103,6 +107,7 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
         tlsDir,
         log,
         ...(measured !== undefined ? { measuredConfigDigest: measured.digest } : {}),
+        onDefinitiveFailure: (reason) => void status.set({ state: 'failed', reason }),
       })
     }
   } catch (err) {
@@ -112,6 +117,8 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   }
   daemon.onTransition((_from, to) => {
     if (to === 'waiting-certificates') attested?.start()
+    if (to === 'ready') void status.set({ state: 'ready' })
+    if (to === 'draining') void status.set({ state: 'pending' })
   })
   const admin = await startAdminServer(
     config.admin,
@@ -161,6 +168,8 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
     await daemon.start()
   } catch (err) {
     log.fatal({ err }, 'boot failed; the pod stays closed')
+    const code = isMeshError(err) && /^[A-Z][A-Z0-9_]{0,63}$/.test(err.code) ? err.code : 'BOOT_FAILED'
+    await status.set({ state: 'failed', reason: code })
     attested?.stop()
     await admin.close()
     dataPlane.destroy()

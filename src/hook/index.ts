@@ -1,0 +1,6 @@
+export { HookError } from './errors.js'
+export type { HookCode } from './errors.js'
+export { CONTAINER_TYPE_ANNOTATION, KATA_BUNDLE_ROOT, SANDBOX_CONTAINER_TYPE, parseHookState } from './state.js'
+export type { HookState } from './state.js'
+export { HOOK_DEADLINE_MS, contrastDirs, runPrestart } from './prestart.js'
+export type { PrestartDeps, PrestartOptions, PrestartOutcome, PrestartResult } from './prestart.js'
