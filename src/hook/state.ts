@@ -56,7 +56,7 @@ export function parseHookState(text: string, bundleRoot: string = KATA_BUNDLE_RO
   const s = r.data
   const expected = join(bundleRoot, s.id)
   if (!isAbsolute(s.bundle) || normalize(s.bundle) !== s.bundle || s.bundle !== expected) {
-    throw new HookError('HOOK_BAD_STATE', `bundle "${s.bundle}" is not ${expected}`, { bundle: s.bundle, expected })
+    throw new HookError('HOOK_BAD_STATE', `state on stdin: bundle "${s.bundle}" is not ${expected}`, { bundle: s.bundle, expected })
   }
   return {
     id: s.id,

@@ -4,10 +4,28 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AttestedCertificates, parseCoordinatorIdentity, requireMeasurementPin, startAttestedCertificates } from '../../src/agent/attested-certs.js'
+import { AttestedCertificates, definitiveFailureReason, parseCoordinatorIdentity, requireMeasurementPin, startAttestedCertificates } from '../../src/agent/attested-certs.js'
 import { readTlsDir, splitPemCertificates } from '../../src/pki/index.js'
 import { HOST_A, HOST_COORDINATOR, HOST_UNKNOWN, removeState, simulated, startTestCoordinator, testLog, type TestCoordinator } from '../coordinator/harness.js'
 import { rejected, thrown } from '../support.js'
+import { CoordinatorError } from '../../src/coordinator/index.js'
+import { InitdataError } from '../../src/config/index.js'
+
+describe('definitiveFailureReason (what the mesh status calls failed)', () => {
+  it.each([
+    ['a refusal naming its reason', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_POLICY_NOT_FOUND' }), 'COORDINATOR_POLICY_NOT_FOUND'],
+    ['rejected evidence', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_EVIDENCE_REJECTED' }), 'COORDINATOR_EVIDENCE_REJECTED'],
+    ['an untrusted coordinator', new CoordinatorError('COORDINATOR_UNTRUSTED', 'x', {}), 'COORDINATOR_UNTRUSTED'],
+    ['our evidence reporting another config', new InitdataError('INITDATA_DIGEST_MISMATCH', 'x', {}), 'INITDATA_DIGEST_MISMATCH'],
+    ['a reason that is not a code', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'no such thing\n' }), 'COORDINATOR_REFUSED'],
+    ['a busy coordinator', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_BUSY' }), undefined],
+    ['a lost nonce (coordinator restart)', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_NONCE_UNKNOWN' }), undefined],
+    ['an unreachable coordinator', new CoordinatorError('COORDINATOR_UNREACHABLE', 'x', {}), undefined],
+    ['a foreign error', new Error('EIO'), undefined],
+  ])('%s', (_name, err, want) => {
+    expect(definitiveFailureReason(err)).toBe(want)
+  })
+})
 
 describe('parseCoordinatorIdentity', () => {
   it.each([
@@ -154,7 +172,9 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
       log,
       retryInitialMs: 20,
       retryMaxMs: 40,
+      onDefinitiveFailure: (reason) => definitive.push(reason),
     })
+    const definitive: string[] = []
     const abort = new AbortController()
     const done = lc.run(abort.signal)
     const deadline = Date.now() + 10_000
@@ -162,6 +182,9 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
     abort.abort()
     await done
     expect(lc.failures).toBeGreaterThanOrEqual(3)
+    // The refusal is what the mesh status reports as failed (the hook stops containers on it).
+    expect(definitive.length).toBeGreaterThanOrEqual(3)
+    expect(new Set(definitive)).toEqual(new Set(['COORDINATOR_POLICY_NOT_FOUND']))
     const warned = records.filter((r) => r['msg'] === 'cannot obtain a mesh certificate; the pod stays closed; retrying')
     // Same reason each time: warned once, then debug.
     expect(warned.filter((r) => r['level'] === 40)).toHaveLength(1)
