@@ -25,6 +25,19 @@ CopyFileRequest := result if {
 	result := podvm_mesh_upstream_CopyFileRequest
 }
 
+# The host must name exactly the image's hook directory: the hook there puts the mesh
+# certificates into every container and stops containers of a pod whose mesh failed,
+# so skipping it (an empty path) or pointing elsewhere is denied. The merge turned
+# genpolicy's "empty path" condition into the same equality; its other conditions
+# (no kernel modules, no sandbox pid namespace, allowed storages) still decide.
+default CreateSandboxRequest := false
+
+CreateSandboxRequest := result if {
+	input.guest_hook_path == podvm_mesh_data.guest_hook_path
+	count(input.kernel_modules) == 0
+	result := podvm_mesh_upstream_CreateSandboxRequest
+}
+
 # The measured policy is the only policy: a host-supplied replacement would drop these
 # rules. The generated SetPolicyRequest, if any, is renamed away by the merge.
 default SetPolicyRequest := false
@@ -37,6 +50,14 @@ podvm_mesh_container_allowed if {
 	not podvm_mesh_workload_forbidden_capability
 	not podvm_mesh_protected_mount
 	not podvm_mesh_protected_storage
+	not podvm_mesh_spec_hooks
+}
+
+# A spec that carries hooks of its own makes kata-agent drop the guest hooks entirely
+# (append_guest_hooks discards its merge), so the container would start without the
+# mesh's hook; hooks from the host would also run as root in the guest.
+podvm_mesh_spec_hooks if {
+	input.OCI.Hooks != null
 }
 
 # The pause (sandbox) container only runs /pause (pinned by the generated policy) and

@@ -22,6 +22,7 @@ export function readMeshRules(): string {
   }
 }
 
+const UPSTREAM_EMPTY_HOOK_PATH = /^([ \t]*)count\(input\.guest_hook_path\) == 0[ \t]*$/gm
 const PACKAGE = /^package\s+agent_policy\s*(#.*)?$/m
 const IMPORT = /^import\s+\S+.*$/
 
@@ -69,6 +70,11 @@ export function mergeMeshRules(generated: string, options: { rules?: string; dat
     })
     if (!found && (WRAPPED_REQUESTS as readonly string[]).includes(name)) missing.push(name)
   }
+
+  // genpolicy's CreateSandboxRequest demands an empty hook path, which would deny the
+  // path the mesh requires; that one condition becomes "exactly the image's directory".
+  // The rest of the generated rule (kernel modules, sandbox pid namespace, storages) stays.
+  policy = policy.replace(UPSTREAM_EMPTY_HOOK_PATH, (_m, indent: string) => `${indent}input.guest_hook_path == podvm_mesh_data.guest_hook_path`)
 
   // Imports must precede rules: add the ones the rules need after the policy's own.
   const lines = policy.split('\n')

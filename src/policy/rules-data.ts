@@ -37,8 +37,15 @@ export const UNNORMALIZED_PATH_REGEX = '(^|/)\\.\\.?(/|$)|//'
 export const CONTAINER_TYPE_ANNOTATION = 'io.kubernetes.cri.container-type'
 export const SANDBOX_CONTAINER_TYPE = 'sandbox'
 
+/**
+ * The guest image's OCI hook directory (guest-image/tree/usr/share/oci/hooks). CreateSandbox
+ * must name exactly this one: with an empty path the agent runs no hook and containers
+ * would start without the mesh's certificates or its fail-closed check.
+ */
+export const GUEST_HOOK_PATH = '/usr/share/oci/hooks'
+
 /** Requests the mesh rules wrap (the generated rule still decides; ours can only deny). */
-export const WRAPPED_REQUESTS = ['CreateContainerRequest', 'CopyFileRequest'] as const
+export const WRAPPED_REQUESTS = ['CreateContainerRequest', 'CopyFileRequest', 'CreateSandboxRequest'] as const
 /** Requests the mesh rules decide alone (always denied). */
 export const REPLACED_REQUESTS = ['SetPolicyRequest'] as const
 
@@ -53,6 +60,7 @@ export interface MeshPolicyData {
   readonly unnormalized_path_regex: string
   readonly container_type_annotation: string
   readonly sandbox_container_type: string
+  readonly guest_hook_path: string
 }
 
 export const MESH_POLICY_DATA: MeshPolicyData = Object.freeze({
@@ -63,6 +71,7 @@ export const MESH_POLICY_DATA: MeshPolicyData = Object.freeze({
   unnormalized_path_regex: UNNORMALIZED_PATH_REGEX,
   container_type_annotation: CONTAINER_TYPE_ANNOTATION,
   sandbox_container_type: SANDBOX_CONTAINER_TYPE,
+  guest_hook_path: GUEST_HOOK_PATH,
 })
 
 /** `podvm_mesh_data := {...}`: a Rego rule whose value is the JSON of the data (JSON is valid Rego). */

@@ -23,7 +23,7 @@ describe('mergeMeshRules', () => {
   })
 
   it('leaves exactly one default per guarded request: the mesh one, false', () => {
-    for (const name of ['CreateContainerRequest', 'CopyFileRequest', 'SetPolicyRequest']) {
+    for (const name of ['CreateContainerRequest', 'CopyFileRequest', 'CreateSandboxRequest', 'SetPolicyRequest']) {
       expect(lines(policy, new RegExp(`^default ${name} `))).toEqual([`default ${name} := false`])
     }
     expect(lines(policy, /^SetPolicyRequest\b/)).toEqual([])
@@ -51,10 +51,16 @@ describe('mergeMeshRules', () => {
   it('a policy without a wrapped rule gets a false upstream default, reported as missing', () => {
     const minimal = 'package agent_policy\n\ndefault StartContainerRequest := true\n'
     const r = mergeMeshRules(minimal)
-    expect(r.missing).toEqual(['CreateContainerRequest', 'CopyFileRequest'])
+    expect(r.missing).toEqual(['CreateContainerRequest', 'CopyFileRequest', 'CreateSandboxRequest'])
     expect(r.policy).toContain('default podvm_mesh_upstream_CreateContainerRequest := false')
     expect(lines(r.policy, /^import /)).toEqual(['import future.keywords.every', 'import future.keywords.if', 'import future.keywords.in'])
     expect(r.policy.indexOf('import future')).toBeGreaterThan(r.policy.indexOf('package agent_policy'))
+  })
+
+  it("turns genpolicy's empty-hook-path condition into the image's hook directory, and keeps the rest of its rule", () => {
+    expect(policy).not.toMatch(/count\(input\.guest_hook_path\) == 0/)
+    expect(policy).toContain('podvm_mesh_upstream_CreateSandboxRequest {\n\tprint("CreateSandboxRequest: input.guest_hook_path =", input.guest_hook_path)\n\tinput.guest_hook_path == podvm_mesh_data.guest_hook_path\n\tcount(input.kernel_modules) == 0\n\tinput.sandbox_pidns == false\n}')
+    expect(policy).toContain('"guest_hook_path": "/usr/share/oci/hooks"')
   })
 
   it('does not rename rules whose names only start like a guarded request', () => {

@@ -53,9 +53,19 @@ describe('policy/podvm-mesh.rego', () => {
   })
 
   it('reads request fields by the proto names kata-agent passes', () => {
-    for (const f of ['input.OCI.Process.Capabilities[set]', 'input.OCI.Linux.Namespaces', 'input.OCI.Mounts', 'input.OCI.Annotations', 'input.storages', 'input.path']) {
+    for (const f of ['input.OCI.Hooks', 'input.guest_hook_path', 'input.kernel_modules', 'input.OCI.Process.Capabilities[set]', 'input.OCI.Linux.Namespaces', 'input.OCI.Mounts', 'input.OCI.Annotations', 'input.storages', 'input.path']) {
       expect(code).toContain(f)
     }
+  })
+
+  it('CreateSandbox: exactly the image hook directory and no kernel modules, then the generated rule', () => {
+    expect(code).toMatch(/^CreateSandboxRequest := result if \{\n\tinput\.guest_hook_path == podvm_mesh_data\.guest_hook_path\n\tcount\(input\.kernel_modules\) == 0\n\tresult := podvm_mesh_upstream_CreateSandboxRequest\n\}/m)
+    expect(MESH_POLICY_DATA.guest_hook_path).toBe('/usr/share/oci/hooks')
+  })
+
+  it('CreateContainer: a spec with hooks is denied (the agent would drop the guest hooks)', () => {
+    expect(code).toMatch(/^podvm_mesh_container_allowed if \{[^}]*\n\tnot podvm_mesh_spec_hooks\n/m)
+    expect(code).toMatch(/^podvm_mesh_spec_hooks if \{\n\tinput\.OCI\.Hooks != null\n\}/m)
   })
 
   it('has balanced braces, brackets and parentheses', () => {
