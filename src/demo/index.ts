@@ -7,3 +7,5 @@ export type { ExecOptions, ExecResult, NetnsNode, Topology, TopologyOptions } fr
 export { A_EGRESS, A_EGRESS_B, A_EGRESS_DB, APP_PORTS, B_INGRESS, HOSTS, IMPOSTOR_PORT, NODES, sansFor } from './scenario.js'
 export type { ProbeOptions, ProbeResult } from './probe.js'
 export type { EchoEvent, EchoServerOptions } from './echo-server.js'
+export { HOOK_NAME, HOOK_TIMEOUT_S, buildLabRootfs, containersUnavailableReason, labConfig, runContainer, startContainer, writeBundle, writeLabHook } from './container.js'
+export type { BundleOptions, OciMount } from './container.js'
