@@ -71,6 +71,10 @@ export interface CheckedEvidence {
 const REFERENCE_REASONS: ReadonlySet<VerifyReasonCode> = new Set<VerifyReasonCode>([
   'SNP_MEASUREMENT_NOT_ALLOWED',
   'SNP_TCB_BELOW_MINIMUM',
+  'SNP_LAUNCH_TCB_BELOW_MINIMUM',
+  'SNP_VMPL_MISMATCH',
+  'SNP_MIGRATE_MA_ALLOWED',
+  'SNP_GUEST_POLICY_MISMATCH',
   'SNP_DEBUG_ALLOWED',
   'SNP_PRODUCT_MISMATCH',
   'TDX_MR_TD_NOT_ALLOWED',
@@ -171,6 +175,10 @@ export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): C
       const policy: SnpPolicyOptions = {
         ...(snp?.measurements !== undefined ? { measurements: snp.measurements.map((h) => Buffer.from(h, 'hex')) } : {}),
         ...(snp?.minimumTcb !== undefined ? { minimumTcb: snp.minimumTcb } : {}),
+        ...(snp?.minimumLaunchTcb !== undefined ? { minimumLaunchTcb: snp.minimumLaunchTcb } : {}),
+        ...(snp?.guestPolicy !== undefined ? { guestPolicy: snp.guestPolicy } : {}),
+        // Evidence from a higher VMPL speaks for less privileged code than the guest kernel.
+        vmpl: snp?.vmpl ?? 0,
         ...(snp?.allowDebug !== undefined ? { allowDebug: snp.allowDebug } : {}),
       }
       const r = verifySnp(evidence.raw, {

@@ -48,7 +48,25 @@ const required = (what: string) => ({
 
 const SnpReferenceSchema = z.strictObject({
   products: z.array(z.enum(['Milan', 'Genoa', 'Turin'])).min(1).optional(),
+  /** Minimum of REPORTED_TCB (what the VCEK endorses) and of LAUNCH_TCB. */
   minimumTcb: SnpTcbSchema.optional(),
+  minimumLaunchTcb: SnpTcbSchema.optional(),
+  /** The VMPL the guest's evidence must come from; default 0 (another level for SVSM setups). */
+  vmpl: z.number().int().min(0).max(3).optional(),
+  /** Guest policy bits beyond DEBUG; by default MIGRATE_MA and CXL_ALLOW are refused. */
+  guestPolicy: z
+    .strictObject({
+      allowMigrationAgent: z.boolean().optional(),
+      allowSmt: z.boolean().optional(),
+      allowCxl: z.boolean().optional(),
+      requireSingleSocket: z.boolean().optional(),
+      requireMemAes256Xts: z.boolean().optional(),
+      requireRaplDisabled: z.boolean().optional(),
+      requireCiphertextHiding: z.boolean().optional(),
+      requirePageSwapDisabled: z.boolean().optional(),
+      minimumAbi: z.strictObject({ major: z.number().int().min(0).max(255), minor: z.number().int().min(0).max(255) }).optional(),
+    })
+    .optional(),
   measurements: z.array(hex(48, 'measurement'), required('the launch measurement allow-list (SNP MEASUREMENT)')).min(1),
   allowDebug: z.boolean().optional(),
 })

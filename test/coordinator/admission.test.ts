@@ -163,3 +163,50 @@ describe('unmeasured guests do not get a victim identity', () => {
     expect(e2.details.reasons).toEqual([expect.objectContaining({ code: 'TDX_RTMR_NOT_ALLOWED', details: { rtmr: 1, value: '99'.repeat(48) } })])
   })
 })
+
+describe('SNP VMPL, guest policy and launch TCB', () => {
+  const host = Buffer.from(HOST_A, 'hex')
+  const measurement = Buffer.from(MEASUREMENT, 'hex')
+  const BASE_POLICY = (1n << 17n) | (1n << 16n)
+
+  async function refused(guestOpts: { vmpl?: number; policy?: bigint }, snpRefExtra: object = {}) {
+    const snp = await snpTestGuest({ hostData: host, measurement, ...guestOpts })
+    const c = await coordinator({ policies, referenceValues: { snp: { ...snpRef, ...snpRefExtra } } }, { snp: [snp.root] })
+    return rejected(admit(c, (rd) => snp.evidence(rd)))
+  }
+  async function admitted(guestOpts: { vmpl?: number; policy?: bigint }, snpRefExtra: object = {}) {
+    const snp = await snpTestGuest({ hostData: host, measurement, ...guestOpts })
+    const c = await coordinator({ policies, referenceValues: { snp: { ...snpRef, ...snpRefExtra } } }, { snp: [snp.root] })
+    return admit(c, (rd) => snp.evidence(rd))
+  }
+  const codes = (err: any): string[] => err.details.reasons.map((r: { code: string }) => r.code)
+
+  it('VMPL 0 is required by default; a manifest may allow another level (SVSM)', async () => {
+    const err = await refused({ vmpl: 1 })
+    expect(err).toMatchObject({ code: 'COORDINATOR_REFERENCE_MISMATCH' })
+    expect(codes(err)).toEqual(['SNP_VMPL_MISMATCH'])
+    expect((await admitted({ vmpl: 1 }, { vmpl: 1 })).CertChain.length).toBeGreaterThan(0)
+    expect(codes(await refused({ vmpl: 0 }, { vmpl: 1 }))).toEqual(['SNP_VMPL_MISMATCH'])
+  })
+
+  it('MIGRATE_MA is refused unless the manifest allows a migration agent', async () => {
+    const policy = BASE_POLICY | (1n << 18n)
+    expect(codes(await refused({ policy }))).toEqual(['SNP_MIGRATE_MA_ALLOWED'])
+    expect((await admitted({ policy }, { guestPolicy: { allowMigrationAgent: true } })).CertChain.length).toBeGreaterThan(0)
+  })
+
+  it('other guest policy bits are checked against what the manifest requires', async () => {
+    expect(codes(await refused({}, { guestPolicy: { allowSmt: false } }))).toEqual(['SNP_GUEST_POLICY_MISMATCH'])
+    expect(codes(await refused({ policy: BASE_POLICY | (1n << 21n) }))).toEqual(['SNP_GUEST_POLICY_MISMATCH'])
+    expect(codes(await refused({}, { guestPolicy: { requireSingleSocket: true } }))).toEqual(['SNP_GUEST_POLICY_MISMATCH'])
+    expect(codes(await refused({}, { guestPolicy: { minimumAbi: { major: 1, minor: 0 } } }))).toEqual(['SNP_GUEST_POLICY_MISMATCH'])
+    const all = BASE_POLICY | (1n << 20n) | (1n << 22n) | (1n << 23n) | (1n << 24n) | (1n << 25n) | (1n << 8n)
+    const strict = { allowSmt: true, requireSingleSocket: true, requireMemAes256Xts: true, requireRaplDisabled: true, requireCiphertextHiding: true, requirePageSwapDisabled: true, minimumAbi: { major: 1, minor: 0 } }
+    expect((await admitted({ policy: all }, { guestPolicy: strict })).CertChain.length).toBeGreaterThan(0)
+  })
+
+  it('LAUNCH_TCB has a minimum of its own, as REPORTED_TCB does (the simulation reports SNP SPL 8)', async () => {
+    expect(codes(await refused({}, { minimumLaunchTcb: { snp: 9 } }))).toEqual(['SNP_LAUNCH_TCB_BELOW_MINIMUM'])
+    expect((await admitted({}, { minimumLaunchTcb: { snp: 8 }, minimumTcb: { snp: 8 } })).CertChain.length).toBeGreaterThan(0)
+  })
+})

@@ -47,6 +47,10 @@ export interface SnpPolicyOptions {
   readonly allowDebug?: boolean
   /** Per-component minimum of REPORTED_TCB, the TCB the VCEK endorses. */
   readonly minimumTcb?: SnpTcbMinimum
+  /** Per-component minimum of LAUNCH_TCB, the TCB the guest was launched under. */
+  readonly minimumLaunchTcb?: SnpTcbMinimum
+  /** What the guest policy must (not) allow beyond DEBUG; defaults refuse a migration agent. */
+  readonly guestPolicy?: SnpGuestPolicyRequirements
   /** Minimum firmware ABI version, checked against CURRENT and COMMITTED major.minor. */
   readonly minimumAbi?: { readonly major: number; readonly minor: number }
   /** Required VMPL of the requesting guest code. */
@@ -59,6 +63,27 @@ export interface SnpPolicyOptions {
   readonly reportData?: Uint8Array
   /** Require this product. */
   readonly product?: SnpProduct
+}
+
+/**
+ * Guest policy requirements, as go-sev-guest compares policies: the report's policy may
+ * be no less restrictive than this. Defaults: SMT may be allowed, a migration agent and
+ * CXL may not, nothing is required.
+ */
+export interface SnpGuestPolicyRequirements {
+  /** MIGRATE_MA: a migration agent may export the guest's memory. Default false. */
+  readonly allowMigrationAgent?: boolean
+  /** SMT: the guest may share cores with others. Default true (hosts commonly enable it). */
+  readonly allowSmt?: boolean
+  /** CXL_ALLOW: CXL-attached memory may back the guest. Default false. */
+  readonly allowCxl?: boolean
+  readonly requireSingleSocket?: boolean
+  readonly requireMemAes256Xts?: boolean
+  readonly requireRaplDisabled?: boolean
+  readonly requireCiphertextHiding?: boolean
+  readonly requirePageSwapDisabled?: boolean
+  /** Minimum ABI major.minor the guest policy demands of the firmware. */
+  readonly minimumAbi?: { readonly major: number; readonly minor: number }
 }
 
 export interface SnpVerifyOptions {
@@ -396,14 +421,18 @@ function checkPolicy(claims: SnpClaims, report: SnpReport, policy: SnpPolicyOpti
   if (claims.policy.debug && policy.allowDebug !== true) {
     reasons.push(reason('SNP_DEBUG_ALLOWED', 'guest policy allows debugging', { policy: `0x${report.policy.toString(16)}` }))
   }
-  const min = policy.minimumTcb
-  if (min !== undefined) {
+  reasons.push(...checkGuestPolicy(claims.policy, policy.guestPolicy ?? {}))
+  for (const [which, code, min, tcb] of [
+    ['reported', 'SNP_TCB_BELOW_MINIMUM', policy.minimumTcb, claims.reportedTcb],
+    ['launch', 'SNP_LAUNCH_TCB_BELOW_MINIMUM', policy.minimumLaunchTcb, claims.launchTcb],
+  ] as const) {
+    if (min === undefined) continue
     for (const component of ['bootloader', 'tee', 'snp', 'microcode', 'fmc'] as const) {
       const want = min[component]
       if (want === undefined) continue
-      const have = claims.reportedTcb[component]
+      const have = tcb[component]
       if (have === undefined || have < want) {
-        reasons.push(reason('SNP_TCB_BELOW_MINIMUM', `reported ${component} SPL ${String(have)} < minimum ${want}`, { component, minimum: want, actual: have }))
+        reasons.push(reason(code, `${which} ${component} SPL ${String(have)} < minimum ${want}`, { tcb: which, component, minimum: want, actual: have }))
       }
     }
   }
@@ -427,6 +456,32 @@ function checkPolicy(claims: SnpClaims, report: SnpReport, policy: SnpPolicyOpti
   if (policy.reportData !== undefined) {
     const r = checkReportData(claims.reportData, policy.reportData)
     if (r !== undefined) reasons.push(r)
+  }
+  return reasons
+}
+
+function checkGuestPolicy(p: SnpPolicy, want: SnpGuestPolicyRequirements): VerifyReason[] {
+  const reasons: VerifyReason[] = []
+  const policy = `0x${p.raw.toString(16)}`
+  if (p.migrateMa && want.allowMigrationAgent !== true) {
+    reasons.push(reason('SNP_MIGRATE_MA_ALLOWED', 'guest policy allows a migration agent (MIGRATE_MA)', { policy }))
+  }
+  const mismatch = (bit: string, message: string): void => {
+    reasons.push(reason('SNP_GUEST_POLICY_MISMATCH', `guest policy ${message}`, { policy, bit }))
+  }
+  if (p.smt && want.allowSmt === false) mismatch('SMT', 'allows SMT, which is not allowed')
+  if (p.cxlAllow && want.allowCxl !== true) mismatch('CXL_ALLOW', 'allows CXL-attached memory, which is not allowed')
+  const required: [boolean | undefined, boolean, string][] = [
+    [want.requireSingleSocket, p.singleSocket, 'SINGLE_SOCKET'],
+    [want.requireMemAes256Xts, p.memAes256Xts, 'MEM_AES_256_XTS'],
+    [want.requireRaplDisabled, p.raplDis, 'RAPL_DIS'],
+    [want.requireCiphertextHiding, p.ciphertextHiding, 'CIPHERTEXT_HIDING_DRAM'],
+    [want.requirePageSwapDisabled, p.pageSwapDisable, 'PAGE_SWAP_DISABLE'],
+  ]
+  for (const [req, have, bit] of required) if (req === true && !have) mismatch(bit, `lacks ${bit}, which is required`)
+  const abi = want.minimumAbi
+  if (abi !== undefined && (p.abiMajor < abi.major || (p.abiMajor === abi.major && p.abiMinor < abi.minor))) {
+    mismatch('ABI', `demands ABI ${p.abiMajor}.${p.abiMinor}, below the minimum ${abi.major}.${abi.minor}`)
   }
   return reasons
 }

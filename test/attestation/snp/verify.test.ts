@@ -239,6 +239,11 @@ describe('verifySnp policy', () => {
     ['minimum ABI met', { minimumAbi: { major: 1, minor: 52 } }, []],
     ['minimum ABI above (current and committed)', { minimumAbi: { major: 1, minor: 53 } }, ['SNP_ABI_BELOW_MINIMUM', 'SNP_ABI_BELOW_MINIMUM']],
     ['minimum ABI major above', { minimumAbi: { major: 2, minor: 0 } }, ['SNP_ABI_BELOW_MINIMUM', 'SNP_ABI_BELOW_MINIMUM']],
+    ['launch TCB met', { minimumLaunchTcb: { bootloader: 3, snp: 8, microcode: 115 } }, []],
+    ['launch SNP SPL above', { minimumLaunchTcb: { snp: 9 } }, ['SNP_LAUNCH_TCB_BELOW_MINIMUM']],
+    ['SMT allowed by the report, forbidden by the policy', { guestPolicy: { allowSmt: false } }, ['SNP_GUEST_POLICY_MISMATCH']],
+    ['single socket required, not set', { guestPolicy: { requireSingleSocket: true, requireMemAes256Xts: true } }, ['SNP_GUEST_POLICY_MISMATCH', 'SNP_GUEST_POLICY_MISMATCH']],
+    ['guest ABI minimum 0.0 met', { guestPolicy: { minimumAbi: { major: 0, minor: 0 } } }, []],
     ['VMPL 0 expected', { vmpl: 0 }, []],
     ['VMPL 1 expected', { vmpl: 1 }, ['SNP_VMPL_MISMATCH']],
     ['measurement allowed', { measurements: [new Uint8Array(48), measurement] }, []],
@@ -290,6 +295,12 @@ describe('verifySnp with a simulated chain', () => {
     expect(codes(untrusted)).toEqual(['SNP_ARK_NOT_TRUSTED'])
     const both = verifySnp(simReport, { ...opts(), roots: { ark: [...amdRoots(), sim.ark] } })
     expect(both).toMatchObject({ tee: 'simulated', verified: true })
+  })
+
+  it('MIGRATE_MA (policy bit 18) is refused unless a migration agent is allowed', () => {
+    const ma = mutated((v) => v.setBigUint64(0x08, v.getBigUint64(0x08, true) | (1n << 18n), true))
+    expect(codes(verifySnp(ma, opts()))).toEqual(['SNP_MIGRATE_MA_ALLOWED'])
+    expect(codes(verifySnp(ma, { ...opts(), policy: { allowDebug: true, guestPolicy: { allowMigrationAgent: true } } }))).toEqual([])
   })
 
   it('a trusted simulated root does not make AMD evidence "simulated"', () => {
