@@ -12,7 +12,8 @@ export interface AdminHandlers {
   healthy(): boolean
   ready(): boolean
   status(): Record<string, unknown>
-  metrics(): string
+  /** May scrape the data plane (Envoy's admin) first: rendered on each request. */
+  metrics(): string | Promise<string>
 }
 
 export interface AdminServer {
@@ -40,7 +41,15 @@ export async function startAdminServer(admin: AdminConfig, handlers: AdminHandle
         return
       case '/metrics':
       case '/stats/prometheus':
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(handlers.metrics())
+        Promise.resolve()
+          .then(() => handlers.metrics())
+          .then(
+            (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(text),
+            (err: unknown) => {
+              alog.warn({ err }, 'metrics could not be rendered')
+              json(503, { error: 'metrics unavailable' })
+            },
+          )
         return
       default:
         json(404, { error: 'not found', paths: ['/healthz', '/readyz', '/metrics', '/stats/prometheus'] })

@@ -6,7 +6,8 @@
 // baseline: the fail-closed ruleset is installed; the data plane's listeners are bound
 //   (connections that arrive early are held by the data plane, never passed through).
 // waiting-certificates: polling/watching the TLS directory until a consistent set exists.
-// ready: credentials loaded, the final ruleset installed in one atomic `nft -f`.
+// ready: credentials loaded, the data plane live (Envoy: listeners bound), the final
+//   ruleset installed in one atomic `nft -f`.
 // draining: SIGTERM — listeners closed (new SYNs hit a tproxy rule with no listener
 //   and are dropped), established connections get the drain period, then the
 //   baseline goes back in. A crash leaves whatever ruleset was installed: both fail closed.
@@ -100,6 +101,9 @@ export class MeshDaemon {
         },
         { log: this.#opts.log, signal: this.#abort.signal, current: material },
       )
+      // The final ruleset sends connections to the listeners: they must be there. Envoy
+      // binds them only after it has loaded its secrets; until then the baseline holds.
+      await dataPlane.whenLive(this.#abort.signal)
       await this.#apply('final', renderFinal(config))
       this.#transition(['waiting-certificates'], 'ready')
     } catch (err) {

@@ -123,18 +123,21 @@ export async function runCommand(argv: string[], io: CommandIo): Promise<number>
   const admin = await startAdminServer(
     config.admin,
     {
-      healthy: () => daemon.state !== 'failed' && dataPlane.state !== 'closed',
-      ready: () => daemon.state === 'ready',
+      // Envoy restarting: not ready (its listeners are gone), still healthy unless it crash-loops.
+      healthy: () => daemon.state !== 'failed' && dataPlane.healthy(),
+      ready: () => daemon.state === 'ready' && dataPlane.live,
       status: () => ({
         state: daemon.state,
         dataPlane: dataPlane.state,
+        dataPlaneLive: dataPlane.live,
         certificate:
           daemon.certificate === undefined
             ? null
             : { subject: daemon.certificate.subject, notAfter: daemon.certificate.notAfter.toISOString() },
       }),
-      metrics: () =>
-        renderMetrics(dataPlane.state === 'created' ? undefined : dataPlane.stats(), {
+      // Scraped per request: Envoy's counters live in Envoy, read from its loopback admin.
+      metrics: async () =>
+        renderMetrics(dataPlane.state === 'created' ? undefined : await dataPlane.refreshStats().catch(() => dataPlane.stats()), {
           ready: daemon.state === 'ready',
           state: daemon.state,
           startedAt: daemon.startedAt,

@@ -32,6 +32,27 @@ export interface DataPlane {
   /** Installs or swaps credentials. Established connections keep the context they started with. */
   setCredentials(material: TlsMaterial): void
   stats(): DataPlaneStats
+  /**
+   * Brings stats() up to date and returns it. A data plane whose counters live in
+   * another process (Envoy) scrapes them here; an in-process one just returns stats().
+   */
+  refreshStats(): Promise<DataPlaneStats>
+  /**
+   * Whether the listeners accept and complete handshakes right now (bound, credentials
+   * loaded). For Envoy: its admin /ready said LIVE since the current process started.
+   */
+  readonly live: boolean
+  /**
+   * False when the data plane cannot serve and is not about to recover by itself: closed,
+   * or (Envoy) crash-looping. A single restart is not unhealthy; it is not live either.
+   */
+  healthy(): boolean
+  /**
+   * Resolves once `live` is true. Rejects with DATAPLANE_STATE if the data plane closes
+   * first, or with the signal's reason. The daemon installs the final ruleset only after
+   * this: until then the tproxy rules would send connections to nothing.
+   */
+  whenLive(signal?: AbortSignal): Promise<void>
   /** Stops accepting, lets connections drain for timeouts.drainMs, then destroys the rest. Idempotent. */
   close(): Promise<void>
   /** Closes every listener and socket now. Idempotent. */

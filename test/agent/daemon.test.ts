@@ -42,6 +42,14 @@ function fakes(opts: { failNft?: (script: string) => boolean } = {}) {
       state = 'serving'
     },
     stats: () => ({ connectionsAccepted: {}, connectionsActive: 0, handshakesCompleted: {}, failures: {}, bytesIn: 0, bytesOut: 0 }),
+    refreshStats: async () => dataPlane.stats(),
+    get live() {
+      return state === 'serving'
+    },
+    healthy: () => state !== 'closed',
+    async whenLive() {
+      timeline.push('dataplane live')
+    },
     async close() {
       timeline.push('dataplane close')
       state = 'closed'
@@ -78,13 +86,31 @@ describe('MeshDaemon', () => {
     daemon.onTransition((from, to) => seen.push([from, to]))
     await daemon.start()
     await new Promise((r) => setImmediate(r))
-    expect(f.timeline).toEqual(['nft baseline', 'dataplane start', 'dataplane credentials', 'nft final'])
+    expect(f.timeline).toEqual(['nft baseline', 'dataplane start', 'dataplane credentials', 'dataplane live', 'nft final'])
     expect(seen).toEqual([
       ['created', 'baseline'],
       ['baseline', 'waiting-certificates'],
       ['waiting-certificates', 'ready'],
     ])
     expect(daemon.certificate?.subject).toBe('CN=b.mesh')
+    await daemon.stop()
+  })
+
+  it('installs the final ruleset only once the data plane is live (Envoy binds after loading secrets)', async () => {
+    await writeCertificates(dir)
+    const f = fakes()
+    let goLive!: () => void
+    const live = new Promise<void>((r) => (goLive = r))
+    const dataPlane: DataPlane = Object.assign(Object.create(f.dataPlane) as DataPlane, { whenLive: () => live })
+    const daemon = new MeshDaemon({ config, tlsDir: dir, dataPlane, runner: f.runner, log: pino({ level: 'silent' }) })
+    const started = daemon.start()
+    await new Promise((r) => setTimeout(r, 100))
+    expect(f.timeline).toEqual(['nft baseline', 'dataplane start', 'dataplane credentials'])
+    expect(daemon.state).toBe('waiting-certificates')
+    goLive()
+    await started
+    expect(f.timeline.at(-1)).toBe('nft final')
+    expect(daemon.state).toBe('ready')
     await daemon.stop()
   })
 
@@ -151,7 +177,7 @@ describe('MeshDaemon', () => {
     const err = await rejected(daemon.start())
     expect(err).toMatchObject({ code: 'NETFILTER_APPLY_FAILED' })
     expect(daemon.state).toBe('failed')
-    expect(f.timeline).toEqual(['nft baseline', 'dataplane start', 'dataplane credentials'])
+    expect(f.timeline).toEqual(['nft baseline', 'dataplane start', 'dataplane credentials', 'dataplane live'])
   })
 
   it('stop while waiting for certificates ends the wait without opening', async () => {

@@ -22,19 +22,18 @@ import {
 } from '../../src/demo/index.js'
 import { applyRuleset, netnsRunner, renderBaseline } from '../../src/netfilter/index.js'
 import { pino } from 'pino'
-import { findEnvoy } from '../../src/agent/index.js'
+import { envoyForTests } from '../envoy-support.js'
 import { requireNetns } from './netns.js'
 
 const describeNetns = requireNetns()
-const envoy = findEnvoy(process.env)
+const envoy = envoyForTests()
 const marker = (tag: string): string => `${tag}-${randomBytes(6).toString('hex')}`
 
-// The same scenarios against each data plane. Envoy cannot be installed on the build
-// machines: without a binary its cases are skipped with that reason — the one skip
-// allowed under CI.
+// The same scenarios against each data plane. Without an Envoy binary its cases are
+// skipped with that reason, except under CI=true, where envoyForTests() fails the run.
 const planes = [
   { kind: 'builtin', prefix: 'pme2e', subnet: 78, skip: undefined },
-  { kind: 'envoy', prefix: 'pme2v', subnet: 82, skip: envoy === undefined ? 'no envoy binary (set ENVOY_BIN or put envoy on PATH)' : undefined },
+  { kind: 'envoy', prefix: 'pme2v', subnet: 82, skip: envoy.skip },
 ] as const
 
 for (const plane of planes) {
@@ -59,7 +58,7 @@ for (const plane of planes) {
     const dataplaneArgs = (node: string): string[] =>
       plane.kind === 'builtin'
         ? ['--dataplane', 'builtin']
-        : ['--dataplane', 'envoy', '--envoy-bin', envoy ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-${node}-${Date.now()}`]
+        : ['--dataplane', 'envoy', '--envoy-bin', envoy.path ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-${node}-${Date.now()}`]
 
     beforeAll(async () => {
       // D is a fourth, egress-only pod for transparent egress.

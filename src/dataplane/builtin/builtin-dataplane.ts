@@ -28,6 +28,7 @@ import { resetLeg, splice, type Leg } from './forward.js'
 import { certificateHasName, certificateNames, isIpLiteral, unmapAddress } from './peer-name.js'
 import { createMarkedSocket, setServerTransparent, type IpFamily } from './socket-options.js'
 import { UpstreamResolver } from './upstream-resolver.js'
+import { pollUntilLive } from '../wait-live.js'
 
 /** Why a connection was refused or failed; the key of DataPlaneStats.failures. */
 export type FailureReason =
@@ -293,6 +294,22 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
     }
+  }
+
+  get live(): boolean {
+    return this.#state === 'serving'
+  }
+
+  healthy(): boolean {
+    return this.#state !== 'closed'
+  }
+
+  whenLive(signal?: AbortSignal): Promise<void> {
+    return pollUntilLive(this, signal)
+  }
+
+  refreshStats(): Promise<DataPlaneStats> {
+    return Promise.resolve(this.stats())
   }
 
   addresses(): Readonly<Record<string, BoundAddress>> {

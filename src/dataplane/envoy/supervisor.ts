@@ -29,6 +29,7 @@ import { renderBootstrap } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
 import { checkTlsMaterial, writeFileAtomic, writeSdsResources } from './sds.js'
 import { addStats, parseEnvoyStats, statsFromEnvoy } from './stats.js'
+import { pollUntilLive } from '../wait-live.js'
 
 /** `[level][logger] message`: the level is parsed back so Envoy's lines keep theirs in pino. */
 export const ENVOY_LOG_FORMAT = '[%l][%n] %v'
@@ -45,6 +46,8 @@ const PINO_LEVEL: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error' |
 }
 
 export const DEFAULT_ENVOY_ADMIN_PORT = 15000
+/** How often a starting Envoy's /ready is polled: bounds how late `live` notices it. */
+const LIVE_POLL_MS = 20
 /** bootstrap.json and sds/ live here in the guest (tmpfs: the SDS files hold the key). */
 export const DEFAULT_ENVOY_WORK_DIR = '/run/podvm-mesh/envoy'
 
@@ -54,6 +57,9 @@ export interface BackoffOptions {
   /** A run at least this long resets the delay to initialMs. */
   readonly resetAfterMs: number
 }
+
+/** Consecutive exits after which healthy() turns false (see healthy()). */
+export const CRASH_LOOP_EXITS = 3
 
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000, resetAfterMs: 60_000 }
 
@@ -101,6 +107,7 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
   #childExited: Promise<void> | undefined
   #restartTimer: NodeJS.Timeout | undefined
   #failures = 0
+  #live = false
   #starts = 0
   #closing: Promise<void> | undefined
   /** Counters of Envoy processes that have exited; a new process starts from zero. */
@@ -168,34 +175,21 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     return addStats(this.#carried, this.#current)
   }
 
+  /** True once the current Envoy process said LIVE on its admin /ready (listeners bound, secrets loaded). */
+  get live(): boolean {
+    return this.#live && this.#state === 'serving'
+  }
+
   /**
-   * Resolves once Envoy reports LIVE on its admin /ready, i.e. its listeners are bound
-   * and their secrets loaded (static listeners warm until then). Rejects with
-   * DATAPLANE_STATE if the data plane closes first, or with the signal's reason.
+   * Unhealthy when closed, or crash-looping: CRASH_LOOP_EXITS exits in a row without a
+   * run long enough to reset the backoff. One restart (SIGKILL, OOM) is not unhealthy.
    */
-  async waitUntilLive(opts: { readonly signal?: AbortSignal; readonly pollMs?: number } = {}): Promise<void> {
-    const pollMs = opts.pollMs ?? 100
-    for (;;) {
-      opts.signal?.throwIfAborted()
-      this.#requireState('waitUntilLive', ['created', 'listening', 'serving'])
-      if (this.#child !== undefined) {
-        const live = await this.#admin('GET', '/ready').then(
-          (body) => body.trim() === 'LIVE',
-          () => false,
-        )
-        if (live) return
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, pollMs)
-        const signal = opts.signal
-        function done(): void {
-          clearTimeout(timer)
-          signal?.removeEventListener('abort', done)
-          resolve()
-        }
-        signal?.addEventListener('abort', done, { once: true })
-      })
-    }
+  healthy(): boolean {
+    return this.#state !== 'closed' && this.#failures < CRASH_LOOP_EXITS
+  }
+
+  whenLive(signal?: AbortSignal): Promise<void> {
+    return pollUntilLive(this, signal)
   }
 
   /** Scrapes Envoy's admin /stats now; resolves to the updated stats(). */
@@ -300,13 +294,18 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     this.#child = child
     this.#log.info({ pid: child.pid, envoyPath, start: this.#starts }, 'envoy spawned')
     this.#pipeLines(child)
+    this.#live = false
+    void this.#watchLive(child)
     let settle!: () => void
     this.#childExited = new Promise<void>((resolve) => (settle = resolve))
     let settled = false
     const onGone = (code: number | null, signal: NodeJS.Signals | null, err?: Error): void => {
       if (settled) return
       settled = true
-      if (this.#child === child) this.#child = undefined
+      if (this.#child === child) {
+        this.#child = undefined
+        this.#live = false
+      }
       this.#carried = addStats(this.#carried, { ...this.#current, connectionsActive: 0 })
       this.#current = ZERO_STATS
       settle()
@@ -318,6 +317,20 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
       else this.#log.error({ err, pid: child.pid }, 'envoy process error')
     })
     child.once('close', (code, signal) => onGone(code, signal))
+  }
+
+  /** Polls /ready until this process says LIVE (or is replaced); then `live` is true. */
+  async #watchLive(child: ChildProcess): Promise<void> {
+    const startedAt = performance.now()
+    while (this.#child === child && this.#state === 'serving') {
+      const body = await this.#admin('GET', '/ready').catch(() => '')
+      if (body.trim() === 'LIVE' && this.#child === child) {
+        this.#live = true
+        this.#log.info({ pid: child.pid, msToLive: Math.round(performance.now() - startedAt), start: this.#starts }, 'envoy live')
+        return
+      }
+      await new Promise((r) => setTimeout(r, LIVE_POLL_MS))
+    }
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null, ranMs: number, err?: Error): void {

@@ -276,7 +276,11 @@ describe('EnvoyDataPlane', () => {
     const p = await plane({ envoyPath: join(dir, 'no-such-envoy') })
     await p.start()
     p.setCredentials(MATERIAL)
+    expect(p.healthy()).toBe(true)
     await until('3 spawn attempts', () => p.starts >= 3)
+    // Crash-looping: /healthz goes 503 (it stayed 200 while Envoy never came up).
+    await until('unhealthy', () => !p.healthy())
+    expect(p.live).toBe(false)
     const failures = logs('dataplane-envoy').filter((r) => r['code'] === 'ENVOY_SPAWN')
     expect(failures.length).toBeGreaterThanOrEqual(2)
     expect(failures.slice(0, 2).map((r) => r['restartInMs'])).toEqual([40, 80])
@@ -304,31 +308,34 @@ describe('EnvoyDataPlane', () => {
     expect(s.bytesIn).toBe(100)
   })
 
-  it('waitUntilLive(): polls admin /ready until Envoy reports LIVE', async () => {
+  it('whenLive(): polls admin /ready until Envoy reports LIVE; live and healthy follow', async () => {
     fake.control({ mode: 'serve', readyAfterMs: 300 })
     const p = await plane()
     await p.start()
-    const waiting = p.waitUntilLive({ pollMs: 20 })
+    const waiting = p.whenLive()
     let live = false
     void waiting.then(() => (live = true))
     await sleep(100)
     expect(live).toBe(false) // no credentials, no Envoy yet
     p.setCredentials(MATERIAL)
     await until('start', () => fake.events('start').length === 1)
+    expect(p.live).toBe(false)
+    expect(p.healthy()).toBe(true)
     await waiting
+    expect(p.live).toBe(true)
     expect(Date.now() - fake.events('start')[0]!.t).toBeGreaterThanOrEqual(300 - 5)
   })
 
-  it('waitUntilLive(): rejects on abort and when closed', async () => {
+  it('whenLive(): rejects on abort and when closed', async () => {
     const p = await plane()
     await p.start()
     const ac = new AbortController()
-    const aborted = p.waitUntilLive({ signal: ac.signal, pollMs: 20 })
+    const aborted = p.whenLive(ac.signal)
     ac.abort(new Error('enough'))
     expect((await rejected(aborted)).message).toBe('enough')
-    const closed = p.waitUntilLive({ pollMs: 20 })
+    const closed = p.whenLive()
     await p.close()
-    expect(await rejected(closed)).toMatchObject({ code: 'DATAPLANE_STATE', details: { op: 'waitUntilLive' } })
+    expect(await rejected(closed)).toMatchObject({ code: 'DATAPLANE_STATE', details: { state: 'closed' } })
   })
 
   it('a bad option fails start() typed, before anything is written', async () => {
