@@ -1,5 +1,6 @@
-// A stand-in for the envoy binary (none can be installed here). Written into a temp
-// directory by the tests; behaviour comes from control.json next to it, and every
+// A stand-in for the envoy binary, for what a real one cannot be made to do on cue (crash,
+// ignore SIGTERM, report chosen counters); the real Envoy runs in test/e2e. Written into
+// a temp directory by the tests; behaviour comes from control.json next to it, and every
 // event is appended to record.jsonl there, so tests assert on what the process saw.
 
 import { chmodSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
