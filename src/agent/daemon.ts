@@ -85,6 +85,15 @@ export class MeshDaemon {
   /** Runs the boot sequence until ready. Rejects (state `failed`) if a step cannot be done. */
   async start(): Promise<void> {
     const { config, dataPlane } = this.#opts
+    // Said at every start, so an opt-out of secure naming never goes unnoticed.
+    for (const e of config.egress) {
+      if (e.meshCaOnly === true) {
+        this.#log.warn(
+          { egress: e.name, remote: `${e.remote.host}:${e.remote.port}` },
+          `secure naming is off for egress "${e.name}" (meshCaOnly): any mesh member can answer for ${e.remote.host}`,
+        )
+      }
+    }
     try {
       await this.#apply('baseline', renderBaseline(config))
       this.#transition(['created'], 'baseline')

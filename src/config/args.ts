@@ -16,6 +16,7 @@ export const CONFIG_OPTIONS = {
   'admin-port': { type: 'string' },
   'transparent-egress': { type: 'boolean' },
   'allow-plaintext': { type: 'string', multiple: true },
+  'egress-mesh-ca-only': { type: 'string' },
   file: { type: 'string' },
 } as const satisfies OptionsSpec
 
@@ -26,9 +27,10 @@ export const CONFIG_USAGE = `config (flags, or --file, or else the environment):
   --admin-port N          admin/health port, exposed on all addresses
   --transparent-egress    capture all outbound TCP into mTLS
   --allow-plaintext LIST  CIDR[,CIDR:port,[v6CIDR]:port...] left plaintext (repeatable)
+  --egress-mesh-ca-only N[,N...]  these egress entries accept any mesh member (no name check)
   --file F                a .json or .toml mesh config file
   environment: CONTRAST_INGRESS_PROXY_CONFIG, CONTRAST_EGRESS_PROXY_CONFIG, CONTRAST_ADMIN_PORT
-  (or EDG_*), PODVM_MESH_TRANSPARENT_EGRESS, PODVM_MESH_EGRESS_PLAINTEXT
+  (or EDG_*), PODVM_MESH_TRANSPARENT_EGRESS, PODVM_MESH_EGRESS_PLAINTEXT, PODVM_MESH_EGRESS_MESH_CA_ONLY
 `
 
 type Parsed<O extends OptionsSpec> = ReturnType<
@@ -104,16 +106,18 @@ export function configFromArgs<const O extends OptionsSpec = Record<never, never
   }
   if (given.length === 0) return done(meshConfigFromEnv(env), 'env')
 
-  const str = (k: 'ingress' | 'egress' | 'admin-port') =>
+  const str = (k: 'ingress' | 'egress' | 'admin-port' | 'egress-mesh-ca-only') =>
     typeof v[k] === 'string' ? { value: v[k] as string, source: `--${k}` } : undefined
   const allow = v['allow-plaintext'] as string[] | undefined
   const ingress = str('ingress')
   const egress = str('egress')
   const adminPort = str('admin-port')
+  const egressMeshCaOnly = str('egress-mesh-ca-only')
   const inputs: StringInputs = {
     ...(ingress !== undefined ? { ingress } : {}),
     ...(egress !== undefined ? { egress } : {}),
     ...(adminPort !== undefined ? { adminPort } : {}),
+    ...(egressMeshCaOnly !== undefined ? { egressMeshCaOnly } : {}),
     ...(v['transparent-egress'] === true ? { transparentEgress: { value: true, source: '--transparent-egress' } } : {}),
     ...(allow !== undefined ? { allowPlaintext: { value: allow.join(','), source: '--allow-plaintext' } } : {}),
   }

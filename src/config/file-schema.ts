@@ -22,7 +22,7 @@ export const MeshConfigFileSchema = z.strictObject({
         .optional(),
     })
     .optional(),
-  egress: z.array(z.strictObject({ name: z.string(), listen: z.string(), remote: z.string() })).optional(),
+  egress: z.array(z.strictObject({ name: z.string(), listen: z.string(), remote: z.string(), meshCaOnly: z.boolean().optional() })).optional(),
   transparentEgress: z
     .strictObject({
       enabled: z.boolean().optional(),
@@ -167,6 +167,7 @@ export function rawFromFileText(text: string, format: FileFormat, issues: IssueS
       name: field(['egress', i, 'name'], e.name),
       listen: field(['egress', i, 'listen'], e.listen),
       remote: field(['egress', i, 'remote'], e.remote),
+      ...(e.meshCaOnly !== undefined ? { meshCaOnly: field(['egress', i, 'meshCaOnly'], e.meshCaOnly) } : {}),
     })),
     ...(f.transparentEgress !== undefined
       ? {

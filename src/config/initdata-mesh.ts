@@ -190,6 +190,7 @@ export function renderMeshSection(section: MeshSection): string {
       name: e.name,
       listen: hostPortText(e.listen.address, e.listen.port),
       remote: hostPortText(e.remote.absolute === true ? `${e.remote.host}.` : e.remote.host, e.remote.port),
+      ...(e.meshCaOnly === true ? { meshCaOnly: true } : {}),
     }))
   }
   if (config.transparentEgress.enabled) {

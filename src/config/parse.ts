@@ -19,6 +19,8 @@ export const ENV_NAMES = {
   /** Ours (design feature 4); Contrast has no transparent egress. */
   transparentEgress: ['PODVM_MESH_TRANSPARENT_EGRESS'],
   allowPlaintext: ['PODVM_MESH_EGRESS_PLAINTEXT'],
+  /** Ours: egress entry names checked against the mesh CA only, comma-separated. */
+  egressMeshCaOnly: ['PODVM_MESH_EGRESS_MESH_CA_ONLY'],
 } as const
 
 /** A string-syntax value and the name it came from (env var or flag). */
@@ -35,6 +37,8 @@ export interface StringInputs {
   /** A string from env (`true`/`false`), a boolean from a flag. */
   readonly transparentEgress?: SourcedValue<string | boolean>
   readonly allowPlaintext?: SourcedValue
+  /** Comma-separated egress entry names. */
+  readonly egressMeshCaOnly?: SourcedValue
 }
 
 export function rawFromStrings(inputs: StringInputs, issues: IssueSink): RawMeshConfig {
@@ -63,6 +67,9 @@ export function rawFromStrings(inputs: StringInputs, issues: IssueSink): RawMesh
     egress: inputs.egress === undefined ? [] : egressFromString(inputs.egress.value, inputs.egress.source, issues),
     ...(transparentEgress !== undefined ? { transparentEgress } : {}),
     ...(admin !== undefined ? { admin } : {}),
+    ...(inputs.egressMeshCaOnly !== undefined
+      ? { egressMeshCaOnly: allowListFromString(inputs.egressMeshCaOnly.value, inputs.egressMeshCaOnly.source, issues) }
+      : {}),
   }
 }
 

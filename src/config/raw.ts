@@ -34,6 +34,8 @@ export interface RawEgressEntry {
   readonly listen: RawField<string>
   /** `host:port` */
   readonly remote: RawField<string>
+  /** File form: `meshCaOnly = true` (the string form names entries in a separate list). */
+  readonly meshCaOnly?: RawField<boolean>
 }
 
 export interface RawTransparentEgress {
@@ -50,6 +52,8 @@ export interface RawMeshConfig {
   readonly transparentEgress?: RawTransparentEgress
   /** Present when the admin port was configured explicitly (and is therefore exposed). */
   readonly admin?: { readonly port: RawField<string | number> }
+  /** Egress entry names whose peer is checked against the mesh CA only (no secure naming). */
+  readonly egressMeshCaOnly?: readonly RawField<string>[]
 }
 
 /** Issues found while reading the syntax; validation appends to the same list. */

@@ -61,6 +61,12 @@ export interface EgressRule {
     /** Written with a trailing dot: dial `host.` (no DNS search domains); `host` (without the dot) is what a SAN must match. */
     readonly absolute?: true
   }
+  /**
+   * Contrast's behaviour, chosen per entry for a peer whose certificate names cannot be
+   * known: the server's certificate must chain to the mesh CA, and its names are not
+   * checked. Any mesh member can then answer for this host. The daemon warns at start.
+   */
+  readonly meshCaOnly?: true
 }
 
 /** A destination that transparent egress leaves in plaintext. */

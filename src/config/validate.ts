@@ -186,6 +186,7 @@ function egressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | und
   const out: SortableEgress[] = []
   const names = new Map<string, number | undefined>()
   const listens = new Map<string, number | undefined>()
+  const caOnly = new Map((raw.egressMeshCaOnly ?? []).map((f) => [f.value, f] as const))
   for (const e of raw.egress) {
     const name = c.name(e.name)
     if (name !== undefined) {
@@ -238,9 +239,15 @@ function egressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | und
       else if (port !== undefined) remote = absolute ? { host: hostText(host.value), port, absolute: true } : { host: hostText(host.value), port }
     }
 
+    const byList = name !== undefined && caOnly.has(name)
+    if (byList) caOnly.delete(name)
     if (name !== undefined && listen !== undefined && remote !== undefined) {
-      out.push({ rule: { name, listen: { address: listen.address, port: listen.port }, remote }, ip: listen.ip })
+      const rule: EgressRule = { name, listen: { address: listen.address, port: listen.port }, remote }
+      out.push({ rule: byList || e.meshCaOnly?.value === true ? { ...rule, meshCaOnly: true } : rule, ip: listen.ip })
     }
+  }
+  for (const [n, f] of caOnly) {
+    c.add(f.at, 'UNKNOWN_EGRESS_NAME', `"${n}" names no egress entry`)
   }
   return out.sort((a, b) => compareIp(a.ip, b.ip) || a.rule.listen.port - b.rule.listen.port).map((s) => s.rule)
 }

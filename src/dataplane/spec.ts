@@ -25,8 +25,11 @@ export interface EgressListenerSpec {
   readonly address: string
   readonly port: Port
   readonly upstream: { readonly host: string; readonly port: Port }
-  /** Secure naming: this must be a DNS or IP SAN of the server certificate. */
-  readonly verifyName: string
+  /**
+   * Secure naming: this must be a DNS or IP SAN of the server certificate. undefined
+   * only for an entry configured `meshCaOnly` (Contrast's behaviour: the mesh CA alone).
+   */
+  readonly verifyName: string | undefined
 }
 
 /** Transparent egress: captured outbound TCP, mTLS to the original destination, whose IP must be a SAN. */
@@ -110,7 +113,7 @@ export function deriveSpec(config: MeshConfig, timeouts: TimeoutsSpec = DEFAULT_
       address: rule.listen.address,
       port: rule.listen.port,
       upstream: { host: rule.remote.absolute === true ? `${rule.remote.host}.` : rule.remote.host, port: rule.remote.port },
-      verifyName: rule.remote.host,
+      verifyName: rule.meshCaOnly === true ? undefined : rule.remote.host,
     })
   }
   return { listeners, timeouts }

@@ -114,6 +114,24 @@ describe('MeshDaemon', () => {
     await daemon.stop()
   })
 
+  it('warns at every start about each egress entry that opted out of secure naming', async () => {
+    await writeCertificates(dir)
+    const optedOut = meshConfigFromStrings({
+      egress: { value: 'vault#127.0.0.1:8200#vault:8200##db#127.0.0.2:5432#db:5432', source: 'test' },
+      egressMeshCaOnly: { value: 'vault', source: 'test' },
+    })
+    for (let i = 0; i < 2; i++) {
+      const sink = logSink()
+      const f = fakes()
+      const daemon = new MeshDaemon({ config: optedOut, tlsDir: dir, dataPlane: f.dataPlane, runner: f.runner, log: pino({ level: 'info' }, sink) })
+      await daemon.start()
+      await daemon.stop()
+      const warnings = sink.records.filter((r) => r['level'] === 40)
+      expect(warnings.map((w) => w['egress'])).toEqual(['vault'])
+      expect(String(warnings[0]?.['msg'])).toContain('any mesh member can answer for vault')
+    }
+  })
+
   it('waits, closed, until the certificate directory is complete', async () => {
     const f = fakes()
     const sink = logSink()

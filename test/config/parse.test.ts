@@ -239,6 +239,23 @@ describe('meshConfigFromEnv accepts', () => {
     }
   })
 
+  it('an egress entry opts out of secure naming only by name, and the choice survives initdata', async () => {
+    const c = meshConfigFromEnv({ [CE]: 'vault#127.0.0.1:8200#vault:8200##db#127.0.0.2:5432#db:5432', PODVM_MESH_EGRESS_MESH_CA_ONLY: 'vault' })
+    expect(c.egress.map((e) => [e.name, e.meshCaOnly])).toEqual([
+      ['vault', true],
+      ['db', undefined],
+    ])
+    expect(issuesOf({ [CE]: 'db#127.0.0.2:5432#db:5432', PODVM_MESH_EGRESS_MESH_CA_ONLY: 'vault' })).toEqual([
+      { source: 'PODVM_MESH_EGRESS_MESH_CA_ONLY', entry: 'vault', index: 0, reason: 'UNKNOWN_EGRESS_NAME' },
+    ])
+    const { renderMeshSection, parseMeshSection, meshConfigFromText } = await import('../../src/config/index.js')
+    const coordinator = { address: { host: 'coordinator', port: 7777 }, identity: 'ab'.repeat(32) } as never
+    const text = renderMeshSection({ config: c, coordinator })
+    expect(text).toContain('meshCaOnly = true')
+    expect(parseMeshSection(text).config).toEqual(c)
+    expect(meshConfigFromText('[[egress]]\nname = "v"\nlisten = "127.0.0.1:1"\nremote = "v:1"\nmeshCaOnly = true\n', 'toml').egress[0]?.meshCaOnly).toBe(true)
+  })
+
   it('reads flags as Go booleans and ports as Go integers, as Contrast does', () => {
     expect(meshConfigFromEnv({ [CI]: 'a#+0080#T##b#08443#False' }).ingress.rules).toEqual([
       { name: 'a', port: 80, mode: 'passthrough' },

@@ -37,7 +37,7 @@ export function testLogger(): { log: Logger; records: Record<string, unknown>[] 
   return { log: pino({ level: 'debug' }, sink), records: sink.records }
 }
 
-export function egressListener(name: string, address: string, upstream: { host: string; port: number }, verifyName: string): EgressListenerSpec {
+export function egressListener(name: string, address: string, upstream: { host: string; port: number }, verifyName: string | undefined): EgressListenerSpec {
   return {
     kind: 'egress',
     name,

@@ -97,7 +97,8 @@ interface Held {
 interface Target {
   readonly host: string
   readonly port: number
-  readonly verifyName: string
+  /** undefined: mesh CA only (an explicit per-entry opt-out of secure naming). */
+  readonly verifyName: string | undefined
 }
 
 // OpenSSL X509 verification results as Node reports them (err.code).
@@ -618,7 +619,8 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
           // A resumed session presents no certificate; it resumes a handshake that passed
           // this check for the same name with the same credentials generation.
           const resumed = secure.isSessionReused()
-          if (!resumed && (cert === undefined || !certificateHasName(cert, target.verifyName))) {
+          const nameOk = target.verifyName === undefined || (cert !== undefined && certificateHasName(cert, target.verifyName))
+          if (!resumed && (cert === undefined || !nameOk)) {
             creds.sessions.delete(sessionKey)
             this.#fail(conn, 'SAN_MISMATCH', {
               upstream: target,

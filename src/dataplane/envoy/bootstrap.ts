@@ -386,16 +386,17 @@ function egressCluster(l: EgressListenerSpec, ctx: RenderContext): Json {
       // Static SAN matcher + CA from SDS: the CA rotates through the file, the name is
       // fixed by the measured config. Both must hold (secure naming: DNS is not trusted).
       combined_validation_context: {
-        default_validation_context: {
-          match_typed_subject_alt_names: [
-            { san_type: ipHost ? 'IP_ADDRESS' : 'DNS', matcher: { exact: l.verifyName } },
-          ],
-        },
+        // No SAN matcher only for an entry configured meshCaOnly (the daemon warns).
+        default_validation_context:
+          l.verifyName === undefined
+            ? {}
+            : { match_typed_subject_alt_names: [{ san_type: ipHost ? 'IP_ADDRESS' : 'DNS', matcher: { exact: l.verifyName } }] },
         validation_context_sds_secret_config: sdsSecret(ctx, 'validation'),
       },
     },
     // RFC 6066: SNI carries host names only, never IP literals.
-    ...(ipHost ? {} : { sni: l.upstream.host }),
+    // Without an absolute name's trailing dot: SNI carries the name, not the DNS query.
+    ...(ipHost ? {} : { sni: l.upstream.host.replace(/\.$/, '') }),
   }
   const endpoint = { socket_address: { address: l.upstream.host, port_value: l.upstream.port } }
   return {

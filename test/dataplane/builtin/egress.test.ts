@@ -161,6 +161,17 @@ describe('explicit egress', () => {
     expect(rec).toMatchObject({ level: 40, listener: 'b', expected: 'b.mesh', peer: { names: 'DNS:c.mesh' } })
   })
 
+  it('an entry that opted out of secure naming (verifyName undefined) takes any mesh member, as Contrast does', async () => {
+    const u = await upstream(await pki.issue({ dns: ['c.mesh'], cn: 'c.mesh' }), (s) => s.pipe(s))
+    const { dp, addr } = await dataPlane(spec([egressListener('b', '127.0.0.2', { host: '127.0.0.1', port: u.port }, undefined)]))
+    const c = connectClient(addr('b').address, addr('b').port)
+    c.socket.write('hello')
+    await until(() => c.received().toString() === 'hello')
+    c.socket.end()
+    await c.closed
+    expect(dp.stats().failures).toEqual({})
+  })
+
   it('does not honour wildcard SANs', async () => {
     const u = await upstream(await pki.issue({ dns: ['*.mesh'] }))
     const { dp, addr } = await egressTo(u)

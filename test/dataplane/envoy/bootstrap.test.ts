@@ -165,6 +165,24 @@ describe('renderBootstrap', () => {
     }
   })
 
+  it('an absolute egress host is resolved with its dot, sent as SNI and matched without it; meshCaOnly drops the SAN matcher', () => {
+    const egress = (e: Partial<MeshConfig['egress'][number]>) => ({
+      ...BASE,
+      egress: [{ name: 'db', listen: { address: '127.137.0.9', port: p(5432) }, remote: { host: 'db.ns.svc.cluster.local', port: p(5432), absolute: true as const }, ...e }],
+    })
+    const named = render(egress({})).static_resources.clusters.find((c: J) => c.name.startsWith('egress:db'))
+    expect(named.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address).toBe('db.ns.svc.cluster.local.')
+    const tls = named.transport_socket.typed_config
+    expect(tls.sni).toBe('db.ns.svc.cluster.local')
+    expect(tls.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names).toEqual([
+      { san_type: 'DNS', matcher: { exact: 'db.ns.svc.cluster.local' } },
+    ])
+    const anyMember = render(egress({ meshCaOnly: true })).static_resources.clusters.find((c: J) => c.name.startsWith('egress:db'))
+    const v = anyMember.transport_socket.typed_config.common_tls_context.combined_validation_context
+    expect(v.default_validation_context).toEqual({})
+    expect(v.validation_context_sds_secret_config.name).toBe('mesh-ca')
+  })
+
   it('transparent egress: 15001 capture listener with loop guard and an mTLS ORIGINAL_DST cluster', () => {
     const b = render(CASES['transparent-egress']!)
     const l = listener(b, 'egress-capture')
