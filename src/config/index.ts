@@ -31,6 +31,7 @@ export {
 export { MeshConfigFileSchema, type FileFormat, type MeshConfigFile } from './file-schema.js'
 export { CONFIG_OPTIONS, CONFIG_USAGE, configFromArgs, type ConfigFromArgs, type ExtraValues, type OptionsSpec } from './args.js'
 export { toPort } from './validate.js'
+export { parseBoolean } from './strings.js'
 export {
   DIGEST_FIELD_BYTES,
   INITDATA_ALGORITHMS,
@@ -54,4 +55,4 @@ export {
   type InitdataDocument,
 } from './initdata.js'
 export { InitdataError, type InitdataCode } from './initdata-errors.js'
-export { MESH_INITDATA_KEY, meshSectionFromInitdata, parseMeshSection, renderMeshSection, type CoordinatorPin, type MeshSection } from './initdata-mesh.js'
+export { MESH_INITDATA_KEY, meshSectionFromInitdata, parseMeshSection, renderMeshSection, type CoordinatorPin, type MeshSection, type WorkloadIdentity } from './initdata-mesh.js'

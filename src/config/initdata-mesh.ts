@@ -35,9 +35,39 @@ export interface CoordinatorPin {
   readonly measurements?: readonly string[]
 }
 
+/**
+ * Which workload this is: the names its certificate carries and its workload secret id,
+ * as the coordinator manifest lists them. Measured with the rest, so two workloads with
+ * the same mesh settings still have different policy hashes (the coordinator tells them
+ * apart by that hash alone).
+ */
+export interface WorkloadIdentity {
+  readonly sans: readonly string[]
+  readonly workloadSecretId: string
+}
+
 export interface MeshSection {
   readonly config: MeshConfig
   readonly coordinator: CoordinatorPin
+  readonly workload?: WorkloadIdentity
+}
+
+function workloadIdentity(value: unknown, issues: ConfigIssue[]): WorkloadIdentity | undefined {
+  const source = `${SOURCE}:workload`
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    issues.push({ source, reason: 'WRONG_TYPE', message: 'workload must be a table' })
+    return undefined
+  }
+  const table = value as Record<string, unknown>
+  for (const key of Object.keys(table)) {
+    if (key !== 'sans' && key !== 'workloadSecretId') issues.push({ source: `${source}.${key}`, reason: 'UNKNOWN_KEY', message: `unknown key "workload.${key}"` })
+  }
+  const sans = table['sans']
+  const id = table['workloadSecretId']
+  const sansOk = Array.isArray(sans) && sans.length > 0 && sans.every((s) => typeof s === 'string' && s !== '')
+  if (!sansOk) issues.push({ source: `${source}.sans`, reason: 'WRONG_TYPE', message: 'sans must be a non-empty array of names' })
+  if (typeof id !== 'string' || id === '') issues.push({ source: `${source}.workloadSecretId`, reason: 'WRONG_TYPE', message: 'workloadSecretId must be a non-empty string' })
+  return sansOk && typeof id === 'string' && id !== '' ? { sans: sans as string[], workloadSecretId: id } : undefined
 }
 
 const IDENTITY = /^(?:[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})$/
@@ -139,8 +169,9 @@ export function parseMeshSection(text: string): MeshSection {
     throw configInvalid([{ source: SOURCE, reason: 'FILE_SYNTAX', message: `not valid TOML${where}: ${first}` }], { file: SOURCE, cause: err })
   }
   const issues: ConfigIssue[] = []
-  const { coordinator: rawCoordinator, ...meshPart } = doc
+  const { coordinator: rawCoordinator, workload: rawWorkload, ...meshPart } = doc
   const coordinator = coordinatorPin(rawCoordinator, issues)
+  const workload = rawWorkload === undefined ? undefined : workloadIdentity(rawWorkload, issues)
   let config: MeshConfig | undefined
   try {
     config = meshConfigFromText(stringifyToml(meshPart), 'toml')
@@ -149,7 +180,7 @@ export function parseMeshSection(text: string): MeshSection {
     issues.push(...err.issues.map(resourced))
   }
   if (issues.length > 0 || config === undefined || coordinator === undefined) throw configInvalid(issues, { file: SOURCE })
-  return { config, coordinator }
+  return workload === undefined ? { config, coordinator } : { config, coordinator, workload }
 }
 
 /** The mesh section of a document; INITDATA_NO_MESH_SECTION when `[data]` lacks it. */
@@ -181,6 +212,7 @@ export function renderMeshSection(section: MeshSection): string {
       ...(coordinator.measurements !== undefined ? { measurements: [...coordinator.measurements] } : {}),
     },
   }
+  if (section.workload !== undefined) doc['workload'] = { sans: [...section.workload.sans], workloadSecretId: section.workload.workloadSecretId }
   if (!config.ingress.enabled) doc['ingress'] = { disabled: true }
   else if (config.ingress.rules.length > 0) {
     doc['ingress'] = { ports: config.ingress.rules.map((r) => ({ name: r.name, port: r.port, mode: r.mode })) }

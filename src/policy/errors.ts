@@ -11,6 +11,8 @@ export type PolicyCode =
   | 'POLICY_NOT_AGENT_POLICY'
   /** The mesh rules file is missing or malformed. */
   | 'POLICY_RULES_INVALID'
+  /** The coordinator manifest to update is not JSON, or would not be valid with the new policies; details.source. */
+  | 'POLICY_COORDINATOR_MANIFEST'
   /** A command-line argument is missing or wrong; details.argument. */
   | 'POLICY_USAGE'
 

@@ -43,7 +43,12 @@ describe('podvm-mesh initdata', () => {
     const io = fakeIo()
     expect(await main(['initdata', path, ...PIN, '--policy', fixture('generated-policy.rego'), '--write'], io)).toBe(0)
     const digests = annotationDigests(readFileSync(path, 'utf8'))
-    expect(io.out()).toBe(`${digests[0]}  Deployment/shop/web\n${digests[1]}  Job/migrate\n${digests[2]}  StatefulSet/db\n`)
+    // One digest line per resource (unchanged for scripts), each followed by its indented plan.
+    expect(io.out().split('\n').filter((l) => l !== '' && !l.startsWith('  '))).toEqual([
+      `${digests[0]}  Deployment/shop/web`,
+      `${digests[1]}  Job/migrate`,
+      `${digests[2]}  StatefulSet/db`,
+    ])
     expect(io.err()).toContain('skipped Pod/plain')
     expect(io.err()).toContain('StatefulSet/db: warning: container "db" does not drop NET_RAW')
   })
@@ -85,5 +90,38 @@ describe('podvm-mesh initdata', () => {
     expect(await main(['initdata', fixture('workloads.yaml'), '--coordinator', 'coordinator', '--coordinator-identity', 'zz'], io)).toBe(2)
     expect(io.err()).toContain('initdata:podvm-mesh.toml:coordinator.address "coordinator": MISSING_PORT')
     expect(io.err()).toContain('coordinator.identity "zz": INVALID_VALUE')
+  })
+})
+
+describe('podvm-mesh initdata with emojivoto as Contrast users write it', () => {
+  const emojivoto = new URL('../fixtures/emojivoto/emojivoto.yaml', import.meta.url).pathname
+
+  it('prints, per pod, its names and what the mesh does on each port and egress entry', async () => {
+    const io = fakeIo()
+    expect(await main(['initdata', emojivoto, ...PIN, '--out', join(dir, 'e.yaml')], io)).toBe(0)
+    const out = io.out()
+    expect(out).toContain('  names: web, web-svc, web-svc.default, web-svc.default.svc, web-svc.default.svc.cluster.local\n')
+    expect(out).toContain('  port 8080 (container web-svc port https; Service web-svc:443; ingress entry "web"): TLS terminated by the mesh, no client certificate (#false)\n')
+    expect(out).toContain('  port 8801 (container emoji-svc port prom; Service emoji-svc:8801): mTLS: TLS terminated by the mesh, client certificate from the mesh CA required\n')
+    expect(out).toContain("  egress 127.137.0.1:8081 -> emoji-svc:8080: mTLS, the server's certificate must name emoji-svc\n")
+  })
+
+  it('--coordinator-manifest writes each pod policy with the Service names, and replaces a workload older policy', async () => {
+    const path = join(dir, 'coordinator-manifest.json')
+    const stale = 'cd'.repeat(32)
+    const { writeFileSync } = await import('node:fs')
+    writeFileSync(path, JSON.stringify({ policies: { [stale]: { sans: ['web'], workloadSecretId: 'apps/v1/Deployment/default/web' } }, referenceValues: { snp: { products: ['Genoa'] } } }))
+    const io = fakeIo()
+    expect(await main(['initdata', emojivoto, ...PIN, '--out', join(dir, 'e2.yaml'), '--coordinator-manifest', path], io)).toBe(0)
+    const written = JSON.parse(readFileSync(path, 'utf8'))
+    const digests = annotationDigests(readFileSync(join(dir, 'e2.yaml'), 'utf8'))
+    // Four workloads, four distinct hashes: the identity is measured with the config.
+    expect(new Set(digests).size).toBe(4)
+    expect(Object.keys(written.policies).sort()).toEqual([...digests].sort())
+    expect(written.referenceValues).toEqual({ snp: { products: ['Genoa'] } })
+    const byId = Object.fromEntries(Object.values(written.policies).map((p: any) => [p.workloadSecretId, p.sans]))
+    expect(byId['apps/v1/Deployment/default/emoji']).toEqual(['emoji', 'emoji-svc', 'emoji-svc.default', 'emoji-svc.default.svc', 'emoji-svc.default.svc.cluster.local'])
+    expect(byId['apps/v1/Deployment/default/vote-bot']).toEqual(['vote-bot'])
+    expect(io.err()).toContain('4 policies written, 1 older replaced')
   })
 })

@@ -160,3 +160,74 @@ describe('bad input', () => {
     expect(err).toMatchObject({ code: 'POLICY_MANIFEST_SYNTAX', details: { document: 1 } })
   })
 })
+
+describe('Contrast manifests', () => {
+  const emojivoto = readFileSync(new URL('../fixtures/emojivoto/emojivoto.yaml', import.meta.url), 'utf8')
+  const generated = readFileSync(new URL('../fixtures/emojivoto/web-contrast-generate.yaml', import.meta.url), 'utf8')
+  const pod = (annotations: Record<string, string>, extra = '') =>
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: ${JSON.stringify(annotations)}\nspec:\n  runtimeClassName: contrast-cc\n${extra}  containers: [{ name: c, image: x, ports: [{ containerPort: 8200 }] }]\n`
+
+  it('derives each workload names from the Services that select it, and measures them', () => {
+    const { results } = addInitdataToManifest(emojivoto, { coordinator })
+    const by = Object.fromEntries(results.map((r) => [r.resource.name, r]))
+    expect(by['emoji']?.sans).toEqual(['emoji', 'emoji-svc', 'emoji-svc.default', 'emoji-svc.default.svc', 'emoji-svc.default.svc.cluster.local'])
+    expect(by['web']?.services).toEqual(['web-svc.default'])
+    expect(by['vote-bot']?.sans).toEqual(['vote-bot'])
+    const section = parseMeshSection(parseInitdataToml(by['voting']?.toml as string).data['podvm-mesh.toml'] as string)
+    expect(section.workload).toEqual({ sans: by['voting']?.sans, workloadSecretId: 'apps/v1/Deployment/default/voting' })
+    expect(addInitdataToManifest(emojivoto, { coordinator, namespace: 'shop' }).results[0]?.sans).toContain('emoji-svc.shop.svc.cluster.local')
+  })
+
+  it('a Service in another namespace, or with another selector, names nothing', () => {
+    const other = emojivoto.replace('name: emoji-svc\nspec:', 'name: emoji-svc\n  namespace: elsewhere\nspec:')
+    expect(addInitdataToManifest(other, { coordinator }).results[0]?.sans).toEqual(['emoji'])
+  })
+
+  it('converts what contrast generate wrote: injected containers out, their mesh env in, workload-secret-id kept', () => {
+    const { manifest, results } = addInitdataToManifest(generated, { coordinator })
+    const spec = docsOf(manifest)[0].spec.template.spec
+    expect(spec.initContainers).toBeUndefined()
+    expect(spec.containers.map((c: any) => c.name)).toEqual(['web-svc'])
+    expect(spec.volumes).toEqual([{ name: 'contrast-secrets', emptyDir: { medium: 'Memory' } }])
+    expect(results[0]?.converted).toEqual(['contrast-initializer', 'contrast-service-mesh'])
+    expect(results[0]?.workloadSecretId).toBe('emojivoto-web')
+    const section = meshSectionFromInitdata(parseInitdataToml(results[0]?.toml as string))
+    expect(section.config.ingress.rules).toEqual([{ name: 'web', port: 8080, mode: 'tls' }])
+    expect(section.config.egress.map((e) => e.remote.host)).toEqual(['emoji-svc', 'voting-svc'])
+  })
+
+  it('refuses a generated manifest whose sidecar env contradicts its annotation', () => {
+    const err = thrown(() => addInitdataToManifest(generated.replace('value: "web#8080#false"', 'value: "web#8080#true"'), { coordinator }))
+    expect(err.details.issues).toMatchObject([{ source: 'spec.initContainers[contrast-service-mesh].env.CONTRAST_INGRESS_PROXY_CONFIG', reason: 'ENV_CONFLICT' }])
+  })
+
+  it('a pod that does its own TLS opts out with one annotation; the report says plaintext reaches it', () => {
+    const r = addInitdataToManifest(pod({ 'podvm-mesh/own-tls': 'true' }), { coordinator }).results[0]
+    expect(meshSectionFromInitdata(parseInitdataToml(r?.toml as string)).config.ingress.enabled).toBe(false)
+    expect(r?.ports).toEqual([{ port: 8200, seen: ['container c'], treatment: 'plaintext', text: expect.stringContaining('its own TLS') }])
+    const err = thrown(() => addInitdataToManifest(pod({ 'podvm-mesh/own-tls': 'true', 'contrast.edgeless.systems/servicemesh-ingress': 'a#8200#false' }), { coordinator }))
+    expect(err.details.issues).toMatchObject([{ source: 'podvm-mesh/own-tls', reason: 'INVALID_VALUE' }])
+    expect(thrown(() => addInitdataToManifest(pod({ 'podvm-mesh/own-tls': 'yes' }), { coordinator })).details.issues).toMatchObject([{ reason: 'INVALID_BOOLEAN' }])
+    // Contrast's coordinator does its own attested TLS.
+    const coord = addInitdataToManifest(pod({ 'contrast.edgeless.systems/pod-role': 'coordinator' }), { coordinator }).results[0]
+    expect(coord?.ports[0]?.treatment).toBe('plaintext')
+    expect(coord?.warnings.some((w) => w.includes('coordinator'))).toBe(true)
+  })
+
+  it('names the egress entries that accept any mesh member, and warns', () => {
+    const r = addInitdataToManifest(
+      pod({ 'contrast.edgeless.systems/servicemesh-egress': 'vault#127.0.0.1:8200#vault:8200', 'podvm-mesh/egress-mesh-ca-only': 'vault' }),
+      { coordinator },
+    ).results[0]
+    expect(meshSectionFromInitdata(parseInitdataToml(r?.toml as string)).config.egress[0]?.meshCaOnly).toBe(true)
+    expect(r?.egress).toEqual(['127.0.0.1:8200 -> vault:8200: mTLS, any mesh member (meshCaOnly: no name check)'])
+    expect(r?.warnings.some((w) => w.includes('accepts any mesh member for vault'))).toBe(true)
+  })
+
+  it('an empty admin-port annotation is unset; an empty egress annotation is refused, as contrast generate does', () => {
+    const r = addInitdataToManifest(pod({ 'contrast.edgeless.systems/servicemesh-admin-interface-port': '' }), { coordinator }).results[0]
+    expect(meshSectionFromInitdata(parseInitdataToml(r?.toml as string)).config.admin.exposed).toBe(false)
+    const err = thrown(() => addInitdataToManifest(pod({ 'contrast.edgeless.systems/servicemesh-egress': '' }), { coordinator }))
+    expect(err.details.issues).toMatchObject([{ source: 'contrast.edgeless.systems/servicemesh-egress', reason: 'EMPTY_VALUE' }])
+  })
+})
