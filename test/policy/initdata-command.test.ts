@@ -110,7 +110,7 @@ describe('podvm-mesh initdata with emojivoto as Contrast users write it', () => 
     const path = join(dir, 'coordinator-manifest.json')
     const stale = 'cd'.repeat(32)
     const { writeFileSync } = await import('node:fs')
-    writeFileSync(path, JSON.stringify({ policies: { [stale]: { sans: ['web'], workloadSecretId: 'apps/v1/Deployment/default/web' } }, referenceValues: { snp: { products: ['Genoa'] } } }))
+    writeFileSync(path, JSON.stringify({ policies: { [stale]: { sans: ['web'], workloadSecretId: 'apps/v1/Deployment/default/web' } }, referenceValues: { snp: { products: ['Genoa'], measurements: ['ee'.repeat(48)] } } }))
     const io = fakeIo()
     expect(await main(['initdata', emojivoto, ...PIN, '--out', join(dir, 'e2.yaml'), '--coordinator-manifest', path], io)).toBe(0)
     const written = JSON.parse(readFileSync(path, 'utf8'))
@@ -118,7 +118,7 @@ describe('podvm-mesh initdata with emojivoto as Contrast users write it', () => 
     // Four workloads, four distinct hashes: the identity is measured with the config.
     expect(new Set(digests).size).toBe(4)
     expect(Object.keys(written.policies).sort()).toEqual([...digests].sort())
-    expect(written.referenceValues).toEqual({ snp: { products: ['Genoa'] } })
+    expect(written.referenceValues).toEqual({ snp: { products: ['Genoa'], measurements: ['ee'.repeat(48)] } })
     const byId = Object.fromEntries(Object.values(written.policies).map((p: any) => [p.workloadSecretId, p.sans]))
     expect(byId['apps/v1/Deployment/default/emoji']).toEqual(['emoji', 'emoji-svc', 'emoji-svc.default', 'emoji-svc.default.svc', 'emoji-svc.default.svc.cluster.local'])
     expect(byId['apps/v1/Deployment/default/vote-bot']).toEqual(['vote-bot'])
