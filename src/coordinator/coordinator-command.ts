@@ -28,8 +28,9 @@ const USAGE = `usage: podvm-mesh coordinator --state DIR [--manifest FILE] [opti
   --simulated-hostdata HEX HOST_DATA of simulated evidence (32 B hex)
   --log-level LEVEL        pino level (default info)
 
-usage: podvm-mesh coordinator set-manifest --coordinator HOST:PORT --manifest FILE --current FILE --signing-key FILE
+usage: podvm-mesh coordinator set-manifest --coordinator HOST:PORT --manifest FILE --current FILE --generation N --signing-key FILE
   --current FILE           the manifest being replaced (the signature is bound to it)
+  --generation N           its generation: 0 for the first manifest, then what the last set-manifest printed
   --signing-key FILE       private key (PEM) matching the coordinator's --update-key
 `
 
@@ -134,13 +135,15 @@ async function setManifestCommand(argv: string[], io: CommandIo): Promise<number
         coordinator: { type: 'string' },
         manifest: { type: 'string' },
         current: { type: 'string' },
+        generation: { type: 'string' },
         'signing-key': { type: 'string' },
       },
       strict: true,
     }).values
-    for (const k of ['coordinator', 'manifest', 'current', 'signing-key'] as const) {
+    for (const k of ['coordinator', 'manifest', 'current', 'generation', 'signing-key'] as const) {
       if (values[k] === undefined) throw new Error(`--${k} is required`)
     }
+    if (!/^\d{1,15}$/.test(values.generation!)) throw new Error(`--generation ${values.generation}: expected a non-negative integer`)
   } catch (err) {
     io.stderr.write(`podvm-mesh coordinator set-manifest: ${(err as Error).message}\n${USAGE}`)
     return 2
@@ -151,11 +154,11 @@ async function setManifestCommand(argv: string[], io: CommandIo): Promise<number
     const current = await readFile(values.current!)
     const key = createPrivateKey(await readFile(values['signing-key']!, 'utf8'))
     const alg = key.asymmetricKeyType === 'ed25519' || key.asymmetricKeyType === 'ed448' ? null : 'sha256'
-    const signature = cryptoSign(alg, manifestUpdateMessage(manifestHashOf(current), text), key)
+    const signature = cryptoSign(alg, manifestUpdateMessage(Number(values.generation), manifestHashOf(current), text), key)
     const conn = await connectMeshApi(values.coordinator!)
     try {
       const res = await conn.setManifest({ Manifest: text, Signature: signature })
-      io.stdout.write(`${JSON.stringify({ manifestHash: Buffer.from(res.ManifestHash).toString('hex') })}\n`)
+      io.stdout.write(`${JSON.stringify({ manifestHash: Buffer.from(res.ManifestHash).toString('hex'), generation: res.ManifestGeneration })}\n`)
       return 0
     } finally {
       conn.close()

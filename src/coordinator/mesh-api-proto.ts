@@ -55,12 +55,15 @@ message ChallengeResponse {
 
 message SetManifestRequest {
   bytes Manifest = 1;
-  bytes Signature = 2; // over "podvm-mesh SetManifest v1\\0" || sha256(current manifest) || Manifest
+  // over "podvm-mesh SetManifest v2\\0" || uint64 BE generation of the current manifest
+  //      || sha256(current manifest) || Manifest
+  bytes Signature = 2;
 }
 
 message SetManifestResponse {
   bytes ManifestHash = 1;
   bytes MeshCACert = 2; // the new mesh CA, announced now, issuing after one leaf lifetime
+  uint64 ManifestGeneration = 3; // of the manifest now in force: what the next update signs
 }
 `
 
@@ -99,6 +102,7 @@ export interface SetManifestRequest {
 export interface SetManifestResponse {
   ManifestHash: Uint8Array
   MeshCACert: Uint8Array
+  ManifestGeneration: number
 }
 
 let root: protobuf.Root | undefined

@@ -28,7 +28,7 @@ export const NONCE_BYTES = 32
 /** Client nonces: long enough to be unpredictable, short enough to bind cheaply. */
 const CLIENT_NONCE_MIN = 16
 const CLIENT_NONCE_MAX = 64
-export const SET_MANIFEST_CONTEXT = 'podvm-mesh SetManifest v1\0'
+export const SET_MANIFEST_CONTEXT = 'podvm-mesh SetManifest v2\0'
 
 export interface MeshApiOptions {
   readonly state: CoordinatorState
@@ -185,33 +185,48 @@ export class MeshApi {
       throw new CoordinatorError('COORDINATOR_UPDATE_UNAUTHENTICATED', 'no manifest update key was named at first start; updates are refused', {})
     }
     const text = Buffer.from(req.Manifest ?? new Uint8Array(0))
-    const signed = manifestUpdateMessage(state.manifest.hash, text)
+    const generation = state.manifestGeneration
+    const signed = manifestUpdateMessage(generation, state.manifest.hash, text)
     if (!verifyUpdateSignature(keyPem, signed, req.Signature ?? new Uint8Array(0))) {
-      throw new CoordinatorError('COORDINATOR_UPDATE_UNAUTHENTICATED', 'SetManifest signature does not verify against the update key and the current manifest', {
-        currentManifest: state.manifest.hash,
-      })
+      throw new CoordinatorError(
+        'COORDINATOR_UPDATE_UNAUTHENTICATED',
+        `SetManifest signature does not verify against the update key, the current manifest ${state.manifest.hash} and generation ${generation}`,
+        { currentManifest: state.manifest.hash, generation },
+      )
     }
     const manifest = parseManifest(text.toString('utf8'), 'SetManifest.Manifest')
     if (manifest.hash === state.manifest.hash) {
       // Same manifest: nothing to rotate, and a replay of this request changes nothing.
-      return { ManifestHash: Buffer.from(manifest.hash, 'hex'), MeshCACert: Buffer.from(this.ca.issuer(this.#now()).meshCa.certificatePem) }
+      return {
+        ManifestHash: Buffer.from(manifest.hash, 'hex'),
+        MeshCACert: Buffer.from(this.ca.issuer(this.#now()).meshCa.certificatePem),
+        ManifestGeneration: generation,
+      }
     }
     const now = this.#now()
     const g = await this.ca.rotate(now, this.#o.rotationDelayMs ?? this.#o.leafLifetimeMs)
     const previous = state.manifest.hash
     state.manifest = manifest
+    state.manifestGeneration = generation + 1
     await this.#o.persist(state)
     this.#log.info(
       { previous, manifest: manifest.hash, generation: g.id, issuingFrom: new Date(g.activeFrom).toISOString(), trusted: this.ca.trusted(now).map((t) => t.id) },
       'manifest updated; new mesh CA announced',
     )
-    return { ManifestHash: Buffer.from(manifest.hash, 'hex'), MeshCACert: Buffer.from(g.meshCa.certificatePem) }
+    return { ManifestHash: Buffer.from(manifest.hash, 'hex'), MeshCACert: Buffer.from(g.meshCa.certificatePem), ManifestGeneration: state.manifestGeneration }
   }
 }
 
-/** What a SetManifest signature covers: bound to the manifest it replaces, so it cannot be replayed later. */
-export function manifestUpdateMessage(currentManifestHash: string, manifest: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from(SET_MANIFEST_CONTEXT), Buffer.from(currentManifestHash, 'hex'), manifest])
+/**
+ * What a SetManifest signature covers: the generation it replaces (a counter of applied
+ * updates, 0 for the first manifest) and that manifest's hash, then the new manifest.
+ * The hash alone repeats after A -> B -> A, and the captured A -> B would apply again;
+ * the generation never repeats.
+ */
+export function manifestUpdateMessage(generation: number, currentManifestHash: string, manifest: Uint8Array): Buffer {
+  const g = Buffer.alloc(8)
+  g.writeBigUInt64BE(BigInt(generation))
+  return Buffer.concat([Buffer.from(SET_MANIFEST_CONTEXT), g, Buffer.from(currentManifestHash, 'hex'), manifest])
 }
 
 function verifyUpdateSignature(keyPem: string, message: Uint8Array, signature: Uint8Array): boolean {

@@ -94,6 +94,7 @@ export async function openState(opts: CoordinatorOptions, now: number): Promise<
   const state: CoordinatorState = {
     ca,
     manifest: opts.manifest,
+    manifestGeneration: 0,
     updateKeyPem: opts.updateKeyPem === undefined ? undefined : normalizePublicKeyPem(opts.updateKeyPem, 'update key'),
   }
   await saveState(opts.stateDir, state)

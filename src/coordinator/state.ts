@@ -31,6 +31,8 @@ const StateSchema = z.strictObject({
   maxLifetimeMs: z.number().int().positive(),
   generations: z.array(RecordSchema).min(1),
   manifest: z.string(),
+  /** Updates applied so far; SetManifest signatures bind it (absent in older files: 0). */
+  manifestGeneration: z.number().int().min(0).optional(),
   /** SPKI PEM of the key that signs SetManifest requests; absent = updates refused. */
   updateKeyPem: z.string().optional(),
 })
@@ -38,6 +40,8 @@ const StateSchema = z.strictObject({
 export interface CoordinatorState {
   readonly ca: CoordinatorCa
   manifest: Manifest
+  /** Manifest updates applied so far (0 = the manifest of the first start). */
+  manifestGeneration: number
   readonly updateKeyPem: string | undefined
 }
 
@@ -73,7 +77,7 @@ export async function loadState(dir: string): Promise<CoordinatorState | undefin
     maxLifetimeMs: s.maxLifetimeMs,
     generations: s.generations,
   })
-  return { ca, manifest: parseManifest(s.manifest, `${path}:manifest`), updateKeyPem: s.updateKeyPem }
+  return { ca, manifest: parseManifest(s.manifest, `${path}:manifest`), manifestGeneration: s.manifestGeneration ?? 0, updateKeyPem: s.updateKeyPem }
 }
 
 export async function saveState(dir: string, state: CoordinatorState): Promise<void> {
@@ -84,6 +88,7 @@ export async function saveState(dir: string, state: CoordinatorState): Promise<v
     curve: state.ca.curve,
     ...records,
     manifest: state.manifest.text,
+    manifestGeneration: state.manifestGeneration,
     ...(state.updateKeyPem !== undefined ? { updateKeyPem: state.updateKeyPem } : {}),
   }
   await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(doc, null, 1)}\n`, 0o600)

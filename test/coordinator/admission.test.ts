@@ -43,6 +43,7 @@ async function coordinator(manifest: object, roots: { snp?: X509Certificate[]; t
   const state: CoordinatorState = {
     ca: await CoordinatorCa.create({ curve: 'P-256', now, leafLifetimeMs: 60_000 }),
     manifest: parseManifest(JSON.stringify(manifest)),
+    manifestGeneration: 0,
     updateKeyPem: undefined,
   }
   const tlsKeyDer = await spki()

@@ -79,10 +79,12 @@ describe('podvm-mesh coordinator set-manifest', () => {
     await removeState(coord.stateDir)
     await rm(dir, { recursive: true, force: true })
   })
-  const args = (key: string) => ['set-manifest', '--coordinator', coord.address, '--manifest', join(dir, 'next.json'), '--current', join(dir, 'current.json'), '--signing-key', join(dir, key)]
+  const args = (key: string) => ['set-manifest', '--coordinator', coord.address, '--manifest', join(dir, 'next.json'), '--current', join(dir, 'current.json'), '--generation', '0', '--signing-key', join(dir, key)]
 
-  it('missing flags are exit 2', async () => {
+  it('missing flags, or a generation that is not a number, are exit 2', async () => {
     expect(await coordinatorCommand(['set-manifest', '--coordinator', coord.address], io().io)).toBe(2)
+    const bad = args('key.pem').map((a) => (a === '0' ? 'one' : a))
+    expect(await coordinatorCommand(bad, io().io)).toBe(2)
   })
   it('a key that is not the update key is refused (exit 1), and nothing rotates', async () => {
     const t = io()
@@ -94,10 +96,11 @@ describe('podvm-mesh coordinator set-manifest', () => {
     const t = io()
     expect(await coordinatorCommand(args('key.pem'), t.io)).toBe(0)
     const next = parseManifest(await readFile(join(dir, 'next.json'), 'utf8'))
-    expect(JSON.parse(t.text().stdout)).toEqual({ manifestHash: next.hash })
+    expect(JSON.parse(t.text().stdout)).toEqual({ manifestHash: next.hash, generation: 1 })
     expect(coord.running.state.ca.generations).toHaveLength(2)
-    const persisted = JSON.parse(await readFile(join(coord.stateDir, STATE_FILE), 'utf8')) as { manifest: string }
+    const persisted = JSON.parse(await readFile(join(coord.stateDir, STATE_FILE), 'utf8')) as { manifest: string; manifestGeneration: number }
     expect(persisted.manifest).toBe(next.text)
+    expect(persisted.manifestGeneration).toBe(1)
     expect((await stat(join(coord.stateDir, STATE_FILE))).mode & 0o777).toBe(0o600)
     // Replaying the same signed request now fails: it is bound to the manifest it replaced.
     expect(await coordinatorCommand(args('key.pem'), io().io)).toBe(1)

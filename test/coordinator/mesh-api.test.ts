@@ -38,6 +38,7 @@ async function fixture(opts: { manifest?: string; leafLifetimeMs?: number; nonce
   const state: CoordinatorState = {
     ca,
     manifest: parseManifest(opts.manifest ?? manifestText()),
+    manifestGeneration: 0,
     updateKeyPem: updateKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   }
   const tlsKeyDer = await podKey()
@@ -68,8 +69,8 @@ async function request(f: Fixture, host: string, tweak: { bindKey?: Uint8Array; 
   return { Nonce: ch.Nonce, PublicKey: key, Evidence: evidenceToWire(ev) }
 }
 
-function signUpdate(f: Fixture, text: string, currentHash = f.state.manifest.hash): Buffer {
-  return sign('sha256', manifestUpdateMessage(currentHash, Buffer.from(text)), f.updateKey.privateKey)
+function signUpdate(f: Fixture, text: string, currentHash = f.state.manifest.hash, generation = f.state.manifestGeneration): Buffer {
+  return sign('sha256', manifestUpdateMessage(generation, currentHash, Buffer.from(text)), f.updateKey.privateKey)
 }
 
 describe('MeshApi', () => {
@@ -261,8 +262,9 @@ describe('SetManifest and mesh CA rotation', () => {
     const f = await fixture()
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' })
     const bad = [
-      sign('sha256', manifestUpdateMessage(f.state.manifest.hash, Buffer.from(newManifest)), other.privateKey),
+      sign('sha256', manifestUpdateMessage(0, f.state.manifest.hash, Buffer.from(newManifest)), other.privateKey),
       signUpdate(f, newManifest, '00'.repeat(32)), // bound to another (e.g. older) manifest
+      signUpdate(f, newManifest, f.state.manifest.hash, 1), // bound to another generation
       Buffer.alloc(0),
     ]
     for (const Signature of bad) {
@@ -327,6 +329,19 @@ describe('SetManifest and mesh CA rotation', () => {
     const text = f.state.manifest.text
     await f.api.setManifest({ Manifest: Buffer.from(text), Signature: signUpdate(f, text) })
     expect(f.state.ca.generations).toHaveLength(1)
+    await removeState(f.dir)
+  })
+
+  it('a captured update cannot be replayed after A -> B -> A: the signature binds the generation', async () => {
+    const f = await fixture()
+    const a = f.state.manifest.text
+    const aToB = { Manifest: Buffer.from(newManifest), Signature: signUpdate(f, newManifest) }
+    await f.api.setManifest(aToB)
+    await f.api.setManifest({ Manifest: Buffer.from(a), Signature: signUpdate(f, a) })
+    expect(f.state.manifest.text).toBe(a)
+    expect(await rejected(f.api.setManifest(aToB))).toMatchObject({ code: 'COORDINATOR_UPDATE_UNAUTHENTICATED' })
+    expect(f.state.manifest.text).toBe(a)
+    expect(f.state.ca.generations).toHaveLength(3)
     await removeState(f.dir)
   })
 

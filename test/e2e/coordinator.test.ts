@@ -244,7 +244,7 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
     await writeFile(v2, manifest(['b.mesh.test', 'b2.mesh.test']))
     const set = await lab.topology.exec('co', process.execPath, [
       join(DIST, 'cli.js'), 'coordinator', 'set-manifest',
-      '--coordinator', '127.0.0.1:7777', '--manifest', v2, '--current', manifestV1, '--signing-key', signingKey,
+      '--coordinator', '127.0.0.1:7777', '--manifest', v2, '--current', manifestV1, '--generation', '0', '--signing-key', signingKey,
     ])
     expect(set.stderr).toBe('')
     expect(set.code).toBe(0)
