@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import type { Command, CommandIo } from '../cli.js'
 import { isMeshError } from '../errors.js'
 import { decodeEvidenceFile, fromHex } from './encoding.js'
+import { isSnpCertTable } from './snp/cert-table.js'
 import { SNP_REPORT_BYTES } from './snp/report.js'
 import { verifySnp } from './snp/verify.js'
 import { verifyTdx } from './tdx/verify.js'
@@ -15,8 +16,9 @@ import { claimsToJson, type VerifyReason } from './verifier.js'
 const USAGE = `usage: podvm-mesh evidence verify (--snp-report FILE [--vcek FILE] [--chain FILE] [--cert-table FILE] | --tdx-quote FILE)
                                 [--at ISO-TIME] [--report-data HEX] [--allow-debug]
 
-  FILE may be binary, hex or base64; certificates PEM or DER. An SNP report file
-  longer than ${SNP_REPORT_BYTES} bytes is an extended report: the rest is its certificate table.
+  FILE may be binary, hex or base64; certificates PEM or DER. Bytes after the
+  ${SNP_REPORT_BYTES}-byte SNP report are read as its certificate table when they are shaped
+  like one (an extended report); otherwise they are ignored and named under "ignored".
   --chain is the ASK (or ASVK) then the ARK; without it AMD's pinned chain is used.
   Exit status: 0 verified, 1 not verified, 2 unusable input.
 `
@@ -31,8 +33,17 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
-function print(io: CommandIo, tee: string, verified: boolean, reasons: readonly VerifyReason[], claims: unknown): number {
-  io.stdout.write(`${JSON.stringify({ tee, verified, reasons, claims: claimsToJson(claims) }, null, 2)}\n`)
+/** Bytes after the report that are not its certificate table: not covered by the signature, so only named. */
+interface Ignored {
+  readonly offset: number
+  readonly length: number
+  /** The first IGNORED_HEX_MAX bytes. */
+  readonly hex: string
+}
+const IGNORED_HEX_MAX = 256
+
+function print(io: CommandIo, tee: string, verified: boolean, reasons: readonly VerifyReason[], claims: unknown, ignored?: Ignored): number {
+  io.stdout.write(`${JSON.stringify({ tee, verified, reasons, claims: claimsToJson(claims), ...(ignored !== undefined ? { ignored } : {}) }, null, 2)}\n`)
   return verified ? 0 : 1
 }
 
@@ -85,7 +96,12 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
 
   const file = decodeEvidenceFile(await readInput(snpPath!, '--snp-report')).bytes
   const report = file.subarray(0, Math.min(file.byteLength, SNP_REPORT_BYTES))
-  let certTable = file.byteLength > SNP_REPORT_BYTES ? file.subarray(SNP_REPORT_BYTES) : undefined
+  const trailer = file.byteLength > SNP_REPORT_BYTES ? file.subarray(SNP_REPORT_BYTES) : undefined
+  let certTable = trailer !== undefined && isSnpCertTable(trailer) ? trailer : undefined
+  const ignored =
+    trailer !== undefined && certTable === undefined
+      ? { offset: SNP_REPORT_BYTES, length: trailer.byteLength, hex: Buffer.from(trailer.subarray(0, IGNORED_HEX_MAX)).toString('hex') }
+      : undefined
   if (values['cert-table'] !== undefined) {
     if (certTable !== undefined) throw new UsageError('--cert-table given, but the report file already carries a certificate table')
     certTable = decodeEvidenceFile(await readInput(values['cert-table'], '--cert-table')).bytes
@@ -97,7 +113,7 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
     ...(certTable !== undefined ? { certTable } : {}),
     policy: { allowDebug, ...(reportData !== undefined ? { reportData } : {}) },
   })
-  return print(io, r.tee, r.verified, r.reasons, r.claims)
+  return print(io, r.tee, r.verified, r.reasons, r.claims, ignored)
 }
 
 export const evidenceVerifyCommand: Command = async (argv, io) => {

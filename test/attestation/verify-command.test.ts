@@ -92,6 +92,24 @@ describe('podvm-mesh evidence verify: SNP', () => {
     expect((await run(['--snp-report', vectorPath('snp/report_milan.bin'), '--cert-table', tableFile, ...AT])).code).toBe(0)
   })
 
+  it('a report followed by bytes that are no certificate table (Azure: a 20-byte runtime-data header): verified, the bytes named', async () => {
+    // Shaped like the header Azure's paravisor appends after the report (size, version, report type, hash type, ...).
+    const header = Buffer.from('e40400000100000002000000010000004a000000', 'hex')
+    const file = tmp('azure.bin', Buffer.concat([vector('snp/report_milan.bin'), header]))
+    const r = await run(['--snp-report', file, '--vcek', vectorPath('snp/vcek_milan.der'), ...AT])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.json).toMatchObject({ verified: true, ignored: { offset: 1184, length: 20, hex: header.toString('hex') } })
+    // Trailing bytes that parse as a table but point outside it are no table either.
+    const bogus = Buffer.alloc(48)
+    bogus.set(Buffer.from('63da758de6644564adc5f4b93be8accd', 'hex'))
+    bogus.writeUInt32LE(4096, 16)
+    bogus.writeUInt32LE(100, 20)
+    const r2 = await run(['--snp-report', tmp('bogus.bin', Buffer.concat([vector('snp/report_milan.bin'), bogus])), '--vcek', vectorPath('snp/vcek_milan.der'), ...AT])
+    expect(r2.code).toBe(0)
+    expect(r2.json.ignored).toMatchObject({ offset: 1184, length: 48 })
+  })
+
   it('no VCEK anywhere: exit 1 with a reason saying so', async () => {
     const r = await run(['--snp-report', vectorPath('snp/report_milan.bin'), ...AT])
     expect(r.code).toBe(1)

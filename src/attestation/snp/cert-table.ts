@@ -52,6 +52,29 @@ export function parseSnpCertTable(table: Uint8Array): SnpCertTable {
   return { ...certs, entries }
 }
 
+/**
+ * Whether `bytes` are shaped like a certificate table: whole 24-byte entries ended by an
+ * all-zero one, each naming a non-empty range after that terminator and inside `bytes`.
+ * Evidence files carry other trailers (Azure appends a runtime-data header to the
+ * report); those are not tables and must not be read as one.
+ */
+export function isSnpCertTable(bytes: Uint8Array): boolean {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const ranges: [number, number][] = []
+  for (let i = 0; i < MAX_ENTRIES; i++) {
+    const at = i * ENTRY_BYTES
+    if (at + ENTRY_BYTES > bytes.byteLength) return false
+    const offset = view.getUint32(at + 16, true)
+    const length = view.getUint32(at + 20, true)
+    if (isAllZero(bytes.subarray(at, at + 16)) && offset === 0 && length === 0) {
+      const end = at + ENTRY_BYTES
+      return ranges.every(([o, l]) => l > 0 && o >= end && o + l <= bytes.byteLength)
+    }
+    ranges.push([offset, length])
+  }
+  return false
+}
+
 /** Builds a table (for tests and the simulated provider): entries in the given order. */
 export function buildSnpCertTable(certs: Partial<Record<CertTableRole, Uint8Array>>): Uint8Array {
   const roles = (Object.keys(certs) as CertTableRole[]).filter((k) => certs[k] !== undefined)
