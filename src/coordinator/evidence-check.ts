@@ -79,6 +79,10 @@ const REFERENCE_REASONS: ReadonlySet<VerifyReasonCode> = new Set<VerifyReasonCod
   'SNP_PRODUCT_MISMATCH',
   'TDX_MR_TD_NOT_ALLOWED',
   'TDX_RTMR_NOT_ALLOWED',
+  'TDX_TD_ATTRIBUTES_NOT_ALLOWED',
+  'TDX_XFAM_NOT_ALLOWED',
+  'TDX_MR_SEAM_NOT_ALLOWED',
+  'TDX_QE_SVN_BELOW_MINIMUM',
   'TDX_TEE_TCB_SVN_BELOW_MINIMUM',
   'TDX_DEBUG_ENABLED',
 ])
@@ -145,6 +149,11 @@ export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): C
         ...(ref?.tdx?.rtmr !== undefined ? { rtmr: rtmrAllowLists(ref.tdx.rtmr) } : {}),
         ...(ref?.tdx?.minimumTeeTcbSvn !== undefined ? { minimumTeeTcbSvn: Buffer.from(ref.tdx.minimumTeeTcbSvn, 'hex') } : {}),
         ...(ref?.tdx?.allowDebug !== undefined ? { allowDebug: ref.tdx.allowDebug } : {}),
+        ...(ref?.tdx?.allowMigratable !== undefined ? { allowMigratable: ref.tdx.allowMigratable } : {}),
+        ...(ref?.tdx?.minimumQeSvn !== undefined ? { minimumQeSvn: ref.tdx.minimumQeSvn } : {}),
+        ...(ref?.tdx?.tdAttributes !== undefined ? { tdAttributes: ref.tdx.tdAttributes.map((h) => Buffer.from(h, 'hex')) } : {}),
+        ...(ref?.tdx?.xfam !== undefined ? { xfam: ref.tdx.xfam.map((h) => Buffer.from(h, 'hex')) } : {}),
+        ...(ref?.tdx?.mrSeam !== undefined ? { mrSeam: ref.tdx.mrSeam.map((h) => Buffer.from(h, 'hex')) } : {}),
       }
       const r = verifyTdx(evidence.raw, { at: opts.at, policy, ...(opts.vendorRoots?.tdx !== undefined ? { roots: { root: opts.vendorRoots.tdx } } : {}) })
       tee = r.tee

@@ -89,6 +89,14 @@ const TdxReferenceSchema = z.strictObject({
     required('rtmr (RTMR1 kernel, RTMR2 command line and initrd)'),
   ),
   minimumTeeTcbSvn: hex(16, 'minimumTeeTcbSvn').optional(),
+  /** Minimum ISVSVN of Intel's quoting enclave. */
+  minimumQeSvn: z.number().int().min(0).max(65535).optional(),
+  /** Allow-lists, as the quote reports them: TD_ATTRIBUTES and XFAM (8 bytes), MRSEAM (48). */
+  tdAttributes: z.array(hex(8, 'tdAttributes')).min(1).optional(),
+  xfam: z.array(hex(8, 'xfam')).min(1).optional(),
+  mrSeam: z.array(hex(48, 'mrSeam')).min(1).optional(),
+  /** Admit a migratable TD (TD_ATTRIBUTES.MIGRATABLE). Default false. */
+  allowMigratable: z.boolean().optional(),
   allowDebug: z.boolean().optional(),
 })
 

@@ -211,3 +211,51 @@ describe('SNP VMPL, guest policy and launch TCB', () => {
     expect((await admitted({}, { minimumLaunchTcb: { snp: 8 }, minimumTcb: { snp: 8 } })).CertChain.length).toBeGreaterThan(0)
   })
 })
+
+describe('TDX hardening: QE report, TD attributes, XFAM, TDX module', () => {
+  const td = { mrConfigId: mrConfigIdOf(HOST_A), mrTd: Buffer.from(MR_TD, 'hex'), rtmr: rtmrBytes }
+  const le64 = (n: bigint): Buffer => {
+    const b = Buffer.alloc(8)
+    b.writeBigUInt64LE(n)
+    return b
+  }
+  const SEPT_VE_DISABLE = 1n << 28n
+  async function setup(tdxExtra: object = {}) {
+    const tdx = await tdxTestPlatform()
+    const c = await coordinator({ policies, referenceValues: { tdx: { ...tdxRef, ...tdxExtra } } }, { tdx: [tdx.root] })
+    return { tdx, c }
+  }
+  const codes = (err: any): string[] => err.details.reasons.map((r: { code: string }) => r.code)
+
+  it('a migratable TD, or one with a TUD profiling bit, is refused by default', async () => {
+    const { tdx, c } = await setup()
+    for (const attrs of [SEPT_VE_DISABLE | (1n << 29n), SEPT_VE_DISABLE | (1n << 5n)]) {
+      const err = await rejected(admit(c, (rd) => tdx.evidence(rd, { ...td, tdAttributes: le64(attrs) })))
+      expect(err).toMatchObject({ code: 'COORDINATOR_REFERENCE_MISMATCH' })
+      expect(codes(err)).toEqual(['TDX_TD_ATTRIBUTES_NOT_ALLOWED'])
+    }
+    const { tdx: t2, c: c2 } = await setup({ allowMigratable: true })
+    expect((await admit(c2, (rd) => t2.evidence(rd, { ...td, tdAttributes: le64(SEPT_VE_DISABLE | (1n << 29n)) }))).CertChain.length).toBeGreaterThan(0)
+  })
+
+  it('TD attributes, XFAM and MRSEAM allow-lists from the manifest', async () => {
+    const { tdx, c } = await setup({ tdAttributes: [le64(SEPT_VE_DISABLE).toString('hex')], xfam: ['e702060000000000'] })
+    const err = await rejected(admit(c, (rd) => tdx.evidence(rd, td))) // the template's PKS attributes and XFAM e71a06…
+    expect(codes(err)).toEqual(['TDX_TD_ATTRIBUTES_NOT_ALLOWED', 'TDX_XFAM_NOT_ALLOWED'])
+    const ok = await admit(c, (rd) => tdx.evidence(rd, { ...td, tdAttributes: le64(SEPT_VE_DISABLE), xfam: Buffer.from('e702060000000000', 'hex') }))
+    expect(ok.CertChain.length).toBeGreaterThan(0)
+    const { tdx: t2, c: c2 } = await setup({ mrSeam: ['00'.repeat(48)] })
+    expect(codes(await rejected(admit(c2, (rd) => t2.evidence(rd, td))))).toEqual(['TDX_MR_SEAM_NOT_ALLOWED'])
+  })
+
+  it('a QE report with the DEBUG attribute is no genuine quote; the QE ISVSVN has a minimum', async () => {
+    const { tdx, c } = await setup({ minimumQeSvn: 5 })
+    const dbg = Buffer.from('1700000000000000e700000000000000', 'hex') // INIT | DEBUG | MODE64BIT | PROVISIONKEY
+    const e1 = await rejected(admit(c, (rd) => tdx.evidence(rd, { ...td, qeAttributes: dbg, qeIsvSvn: 5 })))
+    expect(e1).toMatchObject({ code: 'COORDINATOR_EVIDENCE_REJECTED' })
+    expect(codes(e1)).toEqual(['TDX_QE_ATTRIBUTES_MISMATCH'])
+    expect(codes(await rejected(admit(c, (rd) => tdx.evidence(rd, { ...td, qeMiscSelect: 1, qeIsvSvn: 5 }))))).toEqual(['TDX_QE_ATTRIBUTES_MISMATCH'])
+    expect(codes(await rejected(admit(c, (rd) => tdx.evidence(rd, td))))).toEqual(['TDX_QE_SVN_BELOW_MINIMUM']) // the template's QE has ISVSVN 4
+    expect((await admit(c, (rd) => tdx.evidence(rd, { ...td, qeIsvSvn: 5 }))).CertChain.length).toBeGreaterThan(0)
+  })
+})

@@ -16,6 +16,31 @@ export const INTEL_QE_VENDOR_ID = '939a7233f79c4ca9940a0db3957f0607'
 export const INTEL_TDQE_MRSIGNER = 'dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5'
 export const INTEL_TDQE_ISVPRODID = 2
 
+// Intel's identity of the TD quoting enclave (QE identity collateral, TD_QE): MISCSELECT
+// and ATTRIBUTES under their masks. The attributes say INIT and PROVISIONKEY, and above
+// all no DEBUG (bit 1): a debuggable QE's key could sign anything.
+export const INTEL_TDQE_MISCSELECT = { value: 0x00000000, mask: 0xffffffff } as const
+export const INTEL_TDQE_ATTRIBUTES = { value: '11000000000000000000000000000000', mask: 'fbffffffffffffff0000000000000000' } as const
+
+/** TD_ATTRIBUTES bits (TDX module ABI), by position in the little-endian u64. */
+export const TD_ATTRIBUTE_BITS = {
+  debug: 0,
+  hgsPlusProf: 4,
+  perfProf: 5,
+  pmtProf: 6,
+  icssd: 16,
+  lass: 27,
+  septVeDisable: 28,
+  migratable: 29,
+  pks: 30,
+  kl: 31,
+  tpa: 62,
+  perfmon: 63,
+} as const
+// TUD (bits 7:0) is "TD under debug": DEBUG and the profiling bits let the host observe the TD.
+const TD_ATTRIBUTES_TUD = 0xffn
+const TD_ATTRIBUTES_KNOWN = Object.values(TD_ATTRIBUTE_BITS).reduce((m, b) => m | (1n << BigInt(b)), 0n)
+
 const SGX_EXTENSION_OID = '1.2.840.113741.1.13.1'
 const SGX_FMSPC_OID = '1.2.840.113741.1.13.1.4'
 
@@ -30,6 +55,16 @@ export interface TdxPolicyOptions {
   readonly mrConfigId?: readonly Uint8Array[]
   /** Per-byte minimum of TEE_TCB_SVN (16 bytes). */
   readonly minimumTeeTcbSvn?: Uint8Array
+  /** A migratable TD (TD_ATTRIBUTES.MIGRATABLE) may be exported by a migration TD. Default false. */
+  readonly allowMigratable?: boolean
+  /** Allow-list of TD_ATTRIBUTES values (8 bytes each, as in the quote). */
+  readonly tdAttributes?: readonly Uint8Array[]
+  /** Allow-list of XFAM values (8 bytes each): the CPU state the TD may use. */
+  readonly xfam?: readonly Uint8Array[]
+  /** Allow-list of MRSEAM values (48 bytes each): the TDX module. */
+  readonly mrSeam?: readonly Uint8Array[]
+  /** Minimum ISVSVN of the quoting enclave. */
+  readonly minimumQeSvn?: number
   /** Expected REPORT_DATA (zero-padded to 64 bytes). */
   readonly reportData?: Uint8Array
 }
@@ -69,6 +104,8 @@ export interface TdxClaims {
     readonly mrSigner: Uint8Array
     readonly isvProdId: number
     readonly isvSvn: number
+    readonly attributes: Uint8Array
+    readonly miscSelect: number
   }
   readonly pck:
     | {
@@ -164,6 +201,17 @@ export function verifyTdx(input: Uint8Array | TdxQuote, opts: TdxVerifyOptions):
     reasons.push(reason('TDX_QE_IDENTITY_MISMATCH', `QE mrsigner ${toHex(quote.qeReport.mrSigner)} / isvprodid ${quote.qeReport.isvProdId} is not Intel's TDQE`, { mrSigner: toHex(quote.qeReport.mrSigner), isvProdId: quote.qeReport.isvProdId }))
   }
 
+  const qe = quote.qeReport
+  const attrs = qe.attributes
+  const maskedAttrs = Buffer.from(attrs.map((b, i) => b & Buffer.from(INTEL_TDQE_ATTRIBUTES.mask, 'hex')[i]!)).toString('hex')
+  if ((qe.miscSelect & INTEL_TDQE_MISCSELECT.mask) >>> 0 !== INTEL_TDQE_MISCSELECT.value || maskedAttrs !== INTEL_TDQE_ATTRIBUTES.value) {
+    reasons.push(reason('TDX_QE_ATTRIBUTES_MISMATCH', `QE attributes ${toHex(attrs)} / miscselect 0x${qe.miscSelect.toString(16)} are not Intel's TDQE (DEBUG, or another enclave)`, { attributes: toHex(attrs), miscSelect: qe.miscSelect }))
+  }
+  // Intel's TDX module is signed by Intel: MRSIGNERSEAM zero, SEAM attributes zero.
+  if (!isAllZero(quote.body.mrSignerSeam) || !isAllZero(quote.body.seamAttributes)) {
+    reasons.push(reason('TDX_MODULE_NOT_INTEL', `TDX module signer ${toHex(quote.body.mrSignerSeam)} / SEAM attributes ${toHex(quote.body.seamAttributes)} are not Intel's (zero)`, { mrSignerSeam: toHex(quote.body.mrSignerSeam), seamAttributes: toHex(quote.body.seamAttributes) }))
+  }
+
   // 3. The PCK signs the QE report, and chains to the pinned root.
   const pck = checkPckChain(quote, opts, reasons)
 
@@ -251,6 +299,8 @@ function tdxClaims(quote: TdxQuote, pck: TdxClaims['pck']): TdxClaims {
       mrSigner: quote.qeReport.mrSigner,
       isvProdId: quote.qeReport.isvProdId,
       isvSvn: quote.qeReport.isvSvn,
+      attributes: quote.qeReport.attributes,
+      miscSelect: quote.qeReport.miscSelect,
     },
     pck,
   }
@@ -260,6 +310,26 @@ function checkPolicy(claims: TdxClaims, policy: TdxPolicyOptions): VerifyReason[
   const reasons: VerifyReason[] = []
   if (claims.debug && policy.allowDebug !== true) {
     reasons.push(reason('TDX_DEBUG_ENABLED', 'TD attributes have DEBUG set', { tdAttributes: toHex(claims.tdAttributes) }))
+  }
+  const attrs = Buffer.from(claims.tdAttributes).readBigUInt64LE(0)
+  const bad: string[] = []
+  if ((attrs & TD_ATTRIBUTES_TUD & ~1n) !== 0n && policy.allowDebug !== true) bad.push('TUD profiling bits')
+  if ((attrs >> BigInt(TD_ATTRIBUTE_BITS.migratable)) & 1n && policy.allowMigratable !== true) bad.push('MIGRATABLE')
+  if ((attrs & ~TD_ATTRIBUTES_KNOWN) !== 0n) bad.push(`reserved bits 0x${(attrs & ~TD_ATTRIBUTES_KNOWN).toString(16)}`)
+  if (bad.length > 0) {
+    reasons.push(reason('TDX_TD_ATTRIBUTES_NOT_ALLOWED', `TD attributes ${toHex(claims.tdAttributes)}: ${bad.join(', ')}`, { tdAttributes: toHex(claims.tdAttributes), bits: bad }))
+  }
+  for (const [field, code, list, value] of [
+    ['TD attributes', 'TDX_TD_ATTRIBUTES_NOT_ALLOWED', policy.tdAttributes, claims.tdAttributes],
+    ['XFAM', 'TDX_XFAM_NOT_ALLOWED', policy.xfam, claims.xfam],
+    ['MRSEAM', 'TDX_MR_SEAM_NOT_ALLOWED', policy.mrSeam, claims.mrSeam],
+  ] as const) {
+    if (list !== undefined && !list.some((m) => bytesEqual(m, value))) {
+      reasons.push(reason(code, `${field} ${toHex(value)} not in the allow-list`, { field, value: toHex(value) }))
+    }
+  }
+  if (policy.minimumQeSvn !== undefined && claims.qe.isvSvn < policy.minimumQeSvn) {
+    reasons.push(reason('TDX_QE_SVN_BELOW_MINIMUM', `QE ISVSVN ${claims.qe.isvSvn} < minimum ${policy.minimumQeSvn}`, { actual: claims.qe.isvSvn, minimum: policy.minimumQeSvn }))
   }
   if (policy.mrTd !== undefined && !policy.mrTd.some((m) => bytesEqual(m, claims.mrTd))) {
     reasons.push(reason('TDX_MR_TD_NOT_ALLOWED', `MRTD ${toHex(claims.mrTd)} not in the allow-list`, { mrTd: toHex(claims.mrTd) }))

@@ -276,10 +276,41 @@ describe('verifyTdx policy', () => {
     ['TEE TCB SVN below', { minimumTeeTcbSvn: Uint8Array.of(3, 0, 5) }, ['TDX_TEE_TCB_SVN_BELOW_MINIMUM']],
     ['RTMR0-2 allowed, 3 unchecked', { rtmr: [[c.rtmr[0]], [c.rtmr[1]], [new Uint8Array(48), c.rtmr[2]]] }, []],
     ['RTMR1 not allowed', { rtmr: [undefined, [c.rtmr[0]]] }, ['TDX_RTMR_NOT_ALLOWED']],
+    ['TD attributes allowed', { tdAttributes: [c.tdAttributes] }, []],
+    ['TD attributes not allowed', { tdAttributes: [new Uint8Array(8)] }, ['TDX_TD_ATTRIBUTES_NOT_ALLOWED']],
+    ['XFAM allowed / not', { xfam: [new Uint8Array(8), c.xfam] }, []],
+    ['XFAM not allowed', { xfam: [new Uint8Array(8)] }, ['TDX_XFAM_NOT_ALLOWED']],
+    ['MRSEAM allowed', { mrSeam: [c.mrSeam] }, []],
+    ['MRSEAM not allowed', { mrSeam: [new Uint8Array(48)] }, ['TDX_MR_SEAM_NOT_ALLOWED']],
+    ['QE ISVSVN 4 meets 4', { minimumQeSvn: 4 }, []],
+    ['QE ISVSVN 4 below 5', { minimumQeSvn: 5 }, ['TDX_QE_SVN_BELOW_MINIMUM']],
     ['report data matches', { reportData: c.reportData }, []],
     ['report data differs', { reportData: flip(c.reportData, 0) }, ['REPORT_DATA_MISMATCH']],
   ])('%s', (_n, policy, expected) => {
     expect(codes(verifyTdx(V4, { at: AT, policy }))).toEqual(expected)
+  })
+
+  it('MIGRATABLE (bit 29), a TUD profiling bit (5) or a reserved bit (40): refused by default (signature broken as well)', () => {
+    const attr = 0x30 + 0x78
+    const migratable = flip(V4, attr + 3, 0x20)
+    expect(codes(verifyTdx(migratable, { at: AT }))).toEqual(['TDX_QUOTE_SIGNATURE_INVALID', 'TDX_TD_ATTRIBUTES_NOT_ALLOWED'])
+    expect(codes(verifyTdx(migratable, { at: AT, policy: { allowMigratable: true } }))).toEqual(['TDX_QUOTE_SIGNATURE_INVALID'])
+    expect(codes(verifyTdx(flip(V4, attr, 0x20), { at: AT }))).toEqual(['TDX_QUOTE_SIGNATURE_INVALID', 'TDX_TD_ATTRIBUTES_NOT_ALLOWED'])
+    expect(codes(verifyTdx(flip(V4, attr + 5, 0x01), { at: AT }))).toEqual(['TDX_QUOTE_SIGNATURE_INVALID', 'TDX_TD_ATTRIBUTES_NOT_ALLOWED'])
+    // The v5 quote's SEPT_VE_DISABLE (bit 28) and the v4 quote's PKS (bit 30) are fine.
+    expect(verifyTdx(V5, { at: AT }).verified).toBe(true)
+  })
+
+  it("QE report with DEBUG (attributes bit 1) is not Intel's TDQE (QE signature broken as well)", () => {
+    expect(codes(verifyTdx(flip(V4, 0x302 + 0x30, 0x02), { at: AT }))).toEqual(['TDX_QE_ATTRIBUTES_MISMATCH', 'TDX_QE_REPORT_SIGNATURE_INVALID'])
+    expect(codes(verifyTdx(flip(V4, 0x302 + 0x10, 0x01), { at: AT }))).toEqual(['TDX_QE_ATTRIBUTES_MISMATCH', 'TDX_QE_REPORT_SIGNATURE_INVALID'])
+    // MODE64BIT (bit 2) is outside Intel's mask: the vectors' QE has it set.
+    expect(verifyTdx(V4, { at: AT }).claims.qe.attributes[0]).toBe(0x15)
+  })
+
+  it('a TDX module not signed by Intel (MRSIGNERSEAM or SEAM attributes non-zero)', () => {
+    expect(codes(verifyTdx(flip(V4, 0x30 + 0x40), { at: AT }))).toEqual(['TDX_QUOTE_SIGNATURE_INVALID', 'TDX_MODULE_NOT_INTEL'])
+    expect(codes(verifyTdx(flip(V4, 0x30 + 0x70), { at: AT }))).toEqual(['TDX_QUOTE_SIGNATURE_INVALID', 'TDX_MODULE_NOT_INTEL'])
   })
 
   it('DEBUG attribute: forbidden unless allowed (signature broken by the edit as well)', () => {
