@@ -34,6 +34,8 @@ const ONLY_WORKLOADS = process.env['BENCH_WORKLOADS']?.split(',').map((s) => s.t
 const DAEMON_NODE_ARGS = process.env['BENCH_DAEMON_NODE_ARGS']?.split(' ').filter((a) => a !== '') ?? []
 
 const SERVER_NAME = 'srv.bench.test'
+/** The Envoy data plane runs in its own pair of pods (it binds the same mesh ports). */
+const ENVOY_SERVER_NAME = 'esrv.bench.test'
 // Backend ports: plaintext and peers reach the app on PLAIN_*; the mesh's ingress
 // captures MESH_* (everything not listed as an exception).
 const APP = { echo: 9000, source: 9001 } as const
@@ -49,7 +51,13 @@ interface Endpoints {
 interface Config {
   readonly name: string
   readonly endpoints: Endpoints
-  readonly pids: () => number[]
+  /** The namespace the load generator runs in (the client pod of this configuration). */
+  readonly node: string
+  /**
+   * The processes of each side (client pod, server pod). A side's RSS is the sum of its
+   * processes: the Envoy data plane is the daemon plus its Envoy.
+   */
+  readonly sides: () => number[][]
   /** Recent output of the configuration's processes, for failures. */
   readonly diag?: () => string
 }
@@ -78,6 +86,12 @@ async function rssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   const m = /VmRSS:\s+(\d+) kB/.exec(status)
   return m === null ? NaN : Number(m[1]) * 1024
+}
+
+async function sideRss(pids: readonly number[]): Promise<number> {
+  let t = 0
+  for (const p of pids) t += await rssBytes(p)
+  return t
 }
 
 async function totalCpu(pids: readonly number[]): Promise<number> {
@@ -119,13 +133,15 @@ async function main(): Promise<void> {
   if (hapMissing !== undefined) skipped['haproxy'] = hapMissing
   const stunMissing = await ensurePackage('stunnel4', 'stunnel4')
   if (stunMissing !== undefined) skipped['stunnel'] = stunMissing
-  skipped['envoy'] =
-    (await run('sh', ['-c', 'command -v envoy'])).code === 0
-      ? '`podvm-mesh run --dataplane envoy` is not available yet'
-      : 'no envoy binary on PATH (not packaged in Debian)'
+  if ((await run('sh', ['-c', 'command -v envoy'])).code !== 0) skipped['envoy'] = 'no envoy binary on PATH (scripts/setup.sh installs it)'
   const want = (c: string): boolean => (ONLY === undefined || ONLY.includes(c)) && skipped[c] === undefined
 
-  const lab = await MeshLab.create({ prefix: 'pmbench', subnet: 81, nodes: ['cli', 'srv', 'boot'], hosts: { srv: [SERVER_NAME] } })
+  const lab = await MeshLab.create({
+    prefix: 'pmbench',
+    subnet: 81,
+    nodes: ['cli', 'srv', 'boot', 'ecli', 'esrv'],
+    hosts: { srv: [SERVER_NAME], esrv: [ENVOY_SERVER_NAME] },
+  })
   const topo = lab.topology
   const onSignal = (): void => {
     void lab.destroy().finally(() => process.exit(130))
@@ -135,13 +151,15 @@ async function main(): Promise<void> {
   try {
     const cli = lab.node('cli')
     const srv = lab.node('srv')
-    for (const n of ['cli', 'srv']) {
+    for (const n of ['cli', 'srv', 'ecli', 'esrv']) {
       // Thousands of short connections per second: reuse TIME_WAIT ports, allow a deep backlog.
       await topo.exec(n, 'sysctl', ['-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65000', 'net.core.somaxconn=4096'])
     }
     await lab.pki.issue('srv', [SERVER_NAME, srv.ipv4])
     await lab.pki.issue('cli', ['cli.bench.test', cli.ipv4])
     await lab.pki.issue('boot', ['boot.bench.test'])
+    await lab.pki.issue('esrv', [ENVOY_SERVER_NAME, lab.node('esrv').ipv4])
+    await lab.pki.issue('ecli', ['ecli.bench.test', lab.node('ecli').ipv4])
     const files = async (node: string): Promise<PeerFiles> => {
       const dir = lab.pki.tlsDir(node)
       const combined = join(lab.workDir, `${node}-combined.pem`)
@@ -158,7 +176,8 @@ async function main(): Promise<void> {
       configs.push({
         name: 'plaintext',
         endpoints: { echo: `${srv.ipv4}:${APP.echo}`, source: `${srv.ipv4}:${APP.source}` },
-        pids: () => [],
+        node: 'cli',
+        sides: () => [],
       })
     }
     const ingressExceptions = [
@@ -174,8 +193,11 @@ async function main(): Promise<void> {
     const meshOutput: string[][] = []
     if (want('builtin')) {
       const egress = `echo#127.0.0.1:19010#${SERVER_NAME}:${MESH_APP.echo}##src#127.0.0.1:19011#${SERVER_NAME}:${MESH_APP.source}`
-      const server = topo.spawn('srv', NODE, [...DAEMON_NODE_ARGS, CLI, 'run', '--ingress', ingressExceptions, '--tls-dir', lab.pki.tlsDir('srv')])
-      const client = topo.spawn('cli', NODE, [...DAEMON_NODE_ARGS, CLI, 'run', '--ingress', 'DISABLED', '--egress', egress, '--tls-dir', lab.pki.tlsDir('cli')])
+      // Pinned: `auto` would pick Envoy wherever it is installed.
+      const server = topo.spawn('srv', NODE, [...DAEMON_NODE_ARGS, CLI, 'run', '--dataplane', 'builtin', '--ingress', ingressExceptions, '--tls-dir', lab.pki.tlsDir('srv')])
+      const client = topo.spawn('cli', NODE, [
+        ...DAEMON_NODE_ARGS, CLI, 'run', '--dataplane', 'builtin', '--ingress', 'DISABLED', '--egress', egress, '--tls-dir', lab.pki.tlsDir('cli'),
+      ])
       meshChildren.push(server, client)
       const outs = [collect(server), collect(client)]
       meshOutput.push(...outs.map((o) => o.lines))
@@ -187,7 +209,33 @@ async function main(): Promise<void> {
       configs.push({
         name: 'builtin',
         endpoints: { echo: '127.0.0.1:19010', source: '127.0.0.1:19011' },
-        pids: () => meshPids,
+        node: 'cli',
+        sides: () => meshPids.map((p) => [p]),
+      })
+    }
+    if (want('envoy')) {
+      // Same configuration as builtin, in its own two pods with their own backend.
+      const backendE = topo.spawn('esrv', NODE, [join(HERE, 'backend.js'), JSON.stringify({ echo: [MESH_APP.echo], source: [MESH_APP.source] })])
+      await collect(backendE).waitFor(new RegExp(`"listening":${MESH_APP.source}`), 10_000, 'envoy backend')
+      const egress = `echo#127.0.0.1:19010#${ENVOY_SERVER_NAME}:${MESH_APP.echo}##src#127.0.0.1:19011#${ENVOY_SERVER_NAME}:${MESH_APP.source}`
+      const envoyArgs = (node: string): string[] => ['--dataplane', 'envoy', '--work-dir', join(lab.workDir, `envoy-${node}`)]
+      const server = topo.spawn('esrv', NODE, [CLI, 'run', ...envoyArgs('esrv'), '--tls-dir', lab.pki.tlsDir('esrv')])
+      const client = topo.spawn('ecli', NODE, [CLI, 'run', ...envoyArgs('ecli'), '--ingress', 'DISABLED', '--egress', egress, '--tls-dir', lab.pki.tlsDir('ecli')])
+      meshChildren.push(server, client)
+      const outs = [collect(client), collect(server)]
+      meshOutput.push(...outs.map((o) => o.lines))
+      await Promise.all(outs.map((o, i) => o.waitFor(/"msg":"ready"/, 30_000, `envoy ${i === 0 ? 'client' : 'server'}-side daemon`)))
+      // Each side: the daemon and the Envoy it runs (the latest spawn, should it restart).
+      const envoyPid = (lines: readonly string[]): number =>
+        Number(/"pid":(\d+)/.exec(lines.filter((l) => l.includes('"msg":"envoy spawned"')).at(-1) ?? '')?.[1] ?? -1)
+      configs.push({
+        name: 'envoy',
+        endpoints: { echo: '127.0.0.1:19010', source: '127.0.0.1:19011' },
+        node: 'ecli',
+        sides: () => [
+          [client.pid ?? -1, envoyPid(outs[0]?.lines ?? [])],
+          [server.pid ?? -1, envoyPid(outs[1]?.lines ?? [])],
+        ],
       })
     }
     for (const peer of ['haproxy', 'stunnel'] as const) {
@@ -213,13 +261,14 @@ async function main(): Promise<void> {
       configs.push({
         name: peer,
         endpoints: { echo: `127.0.0.1:${base + 20}`, source: `127.0.0.1:${base + 21}`, echoFull: `127.0.0.1:${base + 22}` },
-        pids: () => pids,
+        node: 'cli',
+        sides: () => pids.map((p) => [p]),
         diag: () => outs.map((o) => o.lines.slice(-8).join('\n')).join('\n--\n'),
       })
     }
 
-    const loadgen = async (spec: LoadSpec): Promise<LoadResult & { error?: string }> => {
-      const r = await topo.exec('cli', NODE, [join(HERE, 'loadgen.js'), JSON.stringify(spec)], { timeoutMs: spec.durationMs + 30_000 })
+    const loadgen = async (spec: LoadSpec, node = 'cli'): Promise<LoadResult & { error?: string }> => {
+      const r = await topo.exec(node, NODE, [join(HERE, 'loadgen.js'), JSON.stringify(spec)], { timeoutMs: spec.durationMs + 30_000 })
       const line = r.stdout.trim().split('\n').pop() ?? ''
       try {
         return JSON.parse(line) as LoadResult & { error?: string }
@@ -233,7 +282,7 @@ async function main(): Promise<void> {
       let ok = false
       for (let i = 0; i < 20 && !ok; i++) {
         const { host, port } = hostPort(c.endpoints.echo)
-        const r = await loadgen({ kind: 'rr', host, port, durationMs: 200, warmupMs: 50, size: 1024 })
+        const r = await loadgen({ kind: 'rr', host, port, durationMs: 200, warmupMs: 50, size: 1024 }, c.node)
         ok = r.error === undefined && r.kind === 'rr' && r.requests > 10
         if (!ok) await new Promise((res) => setTimeout(res, 250))
       }
@@ -272,7 +321,7 @@ async function main(): Promise<void> {
       const order = configs.map((_, i) => configs[(i + rep) % configs.length] as Config)
       log(`repetition ${rep + 1}/${REPS}: ${order.map((c) => c.name).join(' → ')}`)
       for (const [i, c] of configs.entries()) {
-        runs[i]?.rssIdle.push(await Promise.all(c.pids().map(rssBytes)))
+        runs[i]?.rssIdle.push(await Promise.all(c.sides().map(sideRss)))
         runs[i]?.reps.push({})
       }
       for (const w of WORKLOADS) {
@@ -280,13 +329,14 @@ async function main(): Promise<void> {
         for (const c of order) {
           const spec = specFor(c, w)
           if (spec === undefined) continue
-          const pids = c.pids()
-          const peaks = pids.map(() => 0)
+          const sides = c.sides()
+          const pids = sides.flat()
+          const peaks = sides.map(() => 0)
           const sampler = setInterval(() => {
-            pids.forEach((p, k) => void rssBytes(p).then((b) => (peaks[k] = Math.max(peaks[k] ?? 0, b)), () => {}))
+            sides.forEach((side, k) => void sideRss(side).then((b) => (peaks[k] = Math.max(peaks[k] ?? 0, b)), () => {}))
           }, 100)
           const cpu0 = pids.length > 0 ? await totalCpu(pids) : undefined
-          const r = await loadgen(spec)
+          const r = await loadgen(spec, c.node)
           const cpu1 = pids.length > 0 ? await totalCpu(pids) : undefined
           clearInterval(sampler)
           if (r.error !== undefined) {
@@ -313,7 +363,7 @@ async function main(): Promise<void> {
       if (want('builtin')) {
         // Startup: a fresh daemon in its own pod, certificates from files.
         const t0 = performance.now()
-        const d = topo.spawn('boot', NODE, [CLI, 'run', '--ingress', 'DISABLED', '--egress', `e#127.0.0.1:19010#${SERVER_NAME}:${MESH_APP.echo}`, '--tls-dir', lab.pki.tlsDir('boot')])
+        const d = topo.spawn('boot', NODE, [CLI, 'run', '--dataplane', 'builtin', '--ingress', 'DISABLED', '--egress', `e#127.0.0.1:19010#${SERVER_NAME}:${MESH_APP.echo}`, '--tls-dir', lab.pki.tlsDir('boot')])
         const out = collect(d)
         await out.waitFor(/"msg":"ready"/, 30_000, 'boot daemon')
         startup.readyMs.push(performance.now() - t0)

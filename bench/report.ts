@@ -183,7 +183,7 @@ export function renderMarkdown(summary: Summary, runs: readonly ConfigRun[], set
       `| ${c} | ${v(c, 'cps.perSec')} | ${x(get(c, 'cps.perSec').vsPlain)} | ${x(get(c, 'cps.perSec').vsHaproxy)} | ${v(c, 'cps.cpuMsPerConn', 2)} | ${v(c, `${full}.perSec`)} | ${x(fullVsPlain)} | ${x(get(c, `${full}.perSec`).vsHaproxy)} | ${v(c, `${full}.cpuMsPerConn`, 2)} |`,
     )
   }
-  out.push('', '**Memory** (RSS per proxy process, the larger of client and server side, MB = 2²⁰ B)', '')
+  out.push('', '**Memory** (RSS per pod: the sum of its mesh processes — for envoy the daemon and its Envoy — the larger of client and server side, MB = 2²⁰ B)', '')
   out.push('| config | idle | peak @1000/s | peak bulk 8 conns |')
   out.push('|---|---:|---:|---:|')
   for (const c of configs) {

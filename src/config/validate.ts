@@ -236,7 +236,12 @@ function egressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | und
       const port = c.port({ value: rs.value.port, at: e.remote.at }, 'remote port', wraps)
       if (!host.ok) c.add(e.remote.at, 'INVALID_HOST', `remote host: ${host.message}`)
       else if (absolute && host.value.kind !== 'dns') c.add(e.remote.at, 'INVALID_HOST', `remote host "${rs.value.host}": an IP address has no trailing dot`)
-      else if (port !== undefined) remote = absolute ? { host: hostText(host.value), port, absolute: true } : { host: hostText(host.value), port }
+      else if (host.value.kind === 'ip' && isV4Mapped(host.value.ip)) {
+        // A certificate's IP SAN for that peer holds the 4-byte address: a mapped
+        // name could never match it, and the connection would go out over IPv4 anyway.
+        const v4 = formatIp({ family: 4, bytes: host.value.ip.bytes.slice(12) })
+        c.add(e.remote.at, 'INVALID_HOST', `remote host "${rs.value.host}" is an IPv4-mapped IPv6 address; write ${v4}`)
+      } else if (port !== undefined) remote = absolute ? { host: hostText(host.value), port, absolute: true } : { host: hostText(host.value), port }
     }
 
     const byList = name !== undefined && caOnly.has(name)
@@ -337,4 +342,9 @@ export function validateRaw(raw: RawMeshConfig, issues: ConfigIssue[] = []): Mes
     transparentEgress: { enabled: te.enabled, allowPlaintext: te.allow },
     admin: adminCfg,
   })
+}
+
+/** `::ffff:a.b.c.d` (RFC 4291 2.5.5.2). */
+function isV4Mapped(ip: IpAddress): boolean {
+  return ip.family === 6 && ip.bytes.slice(0, 10).every((b) => b === 0) && ip.bytes[10] === 0xff && ip.bytes[11] === 0xff
 }

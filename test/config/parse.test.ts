@@ -225,6 +225,13 @@ describe('meshConfigFromEnv accepts', () => {
     ])
   })
 
+  it('refuses an IPv4-mapped IPv6 egress host, naming the IPv4 form (no IP SAN could ever match it)', () => {
+    const env = { [CE]: 'db#127.0.0.1:5432#[::ffff:10.0.0.7]:5432' }
+    expect(issuesOf(env)).toMatchObject([{ reason: 'INVALID_HOST' }])
+    expect(thrown(() => meshConfigFromEnv(env)).details.issues[0].message).toContain('write 10.0.0.7')
+    expect(meshConfigFromEnv({ [CE]: 'db#127.0.0.1:5432#[::10.0.0.7]:5432' }).egress[0]?.remote.host).toBe('::a00:7')
+  })
+
   it('an absolute egress host (trailing dot) is dialled with the dot and matched without it', async () => {
     const c = meshConfigFromEnv({ [CE]: 'db#127.0.0.1:5432#DB.ns.svc.cluster.local.:5432' })
     expect(c.egress[0]?.remote).toEqual({ host: 'db.ns.svc.cluster.local', port: 5432, absolute: true })

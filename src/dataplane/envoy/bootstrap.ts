@@ -6,10 +6,10 @@
 //   listeners  ingress                 [::]:15006 ipv4_compat, transparent, client cert required
 //              ingress-no-client-auth  [::]:15007 ipv4_compat, transparent, no client cert
 //              egress-capture          [::]:15001 ipv4_compat, transparent, mTLS to original dst
-//              egress:<name>@<a>:<p>   127.x.y.z:p, mTLS to host:port with SAN = host
+//              egress_<name>_<a>_<p>   127.x.y.z:p, mTLS to host:port with SAN = host
 //   clusters   ingress-original-dst    plaintext to the original destination (the workload)
 //              egress-original-dst     mTLS to the original destination (transparent egress)
-//              egress:<name>@<a>:<p>   one per egress entry
+//              egress_<name>_<a>_<p>   one per egress entry
 //              black-hole              no endpoints: loop-guard chains end here
 //
 // One socket per transparent port, `::` with ipv4_compat, rather than a v4 and a v6
@@ -44,6 +44,8 @@ export const TYPE_URLS = {
   upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
   secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
   downstreamConnections: 'type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig',
+  setFilterState: 'type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config',
+  getaddrinfo: 'type.googleapis.com/envoy.extensions.network.dns_resolver.getaddrinfo.v3.GetAddrInfoDnsResolverConfig',
 } as const
 
 /** Linux SOL_SOCKET / SO_MARK (asm-generic/socket.h); Envoy takes raw option numbers. */
@@ -65,6 +67,15 @@ export const CLUSTERS = {
  * a fixed memory budget and no swap, and Envoy warns at startup when no cap is set.
  */
 export const DEFAULT_MAX_CONNECTIONS = 16_384
+
+/**
+ * Source addresses of the plaintext hop to the workload (Istio's inbound passthrough
+ * binds 127.0.0.6 likewise). A socket bound to a loopback address can only reach an
+ * address of this host: Linux refuses to route it anywhere else (IPv4: EINVAL at
+ * connect; IPv6: the SYN is dropped, never sent). So whatever original destination a
+ * connection claims, the decrypted stream cannot leave the pod.
+ */
+export const INGRESS_SOURCE = { ipv4: '127.0.0.6', ipv6: '::1' } as const
 
 /** Default idle timeout of a proxied connection (Envoy's own default, made explicit). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000
@@ -88,6 +99,7 @@ export function renderBootstrap(spec: DataPlaneSpec, opts: RenderOptions): Json 
     sdsDir: opts.sdsDir,
     timeouts: spec.timeouts,
     idleTimeout: duration(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS),
+    maxConnections: opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
   }
   const listeners: Json[] = []
   const clusters: Json[] = []
@@ -127,7 +139,7 @@ export function renderBootstrap(spec: DataPlaneSpec, opts: RenderOptions): Json 
           name: 'envoy.resource_monitors.global_downstream_max_connections',
           typed_config: {
             '@type': TYPE_URLS.downstreamConnections,
-            max_active_downstream_connections: opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+            max_active_downstream_connections: ctx.maxConnections,
           },
         },
       ],
@@ -139,6 +151,7 @@ interface RenderContext {
   readonly sdsDir: string
   readonly timeouts: TimeoutsSpec
   readonly idleTimeout: string
+  readonly maxConnections: number
 }
 
 function checkOptions(spec: DataPlaneSpec, opts: RenderOptions): void {
@@ -215,22 +228,31 @@ function tlsParams(): Json {
   }
 }
 
+const MARK_OPTION: Json = {
+  description: 'SO_MARK: mesh-originated, exempt from capture',
+  level: SOL_SOCKET,
+  name: SO_MARK,
+  int_value: MESH_SOCKET_MARK,
+  state: 'STATE_PREBIND',
+}
+
 /**
  * SO_MARK on every upstream socket so the ruleset never captures the mesh's own traffic.
  * A bind config with socket options but no source_address needs Envoy >= 1.25.
  */
 function markedBindConfig(): Json {
-  return {
-    socket_options: [
-      {
-        description: 'SO_MARK: mesh-originated, exempt from capture',
-        level: SOL_SOCKET,
-        name: SO_MARK,
-        int_value: MESH_SOCKET_MARK,
-        state: 'STATE_PREBIND',
-      },
-    ],
-  }
+  return { socket_options: [MARK_OPTION] }
+}
+
+/**
+ * Envoy's default circuit breakers cap each cluster at 1024 connections and 1024 pending
+ * connects, far below the downstream cap, and the two ingress listeners share one
+ * cluster: the 1025th concurrent connection would be refused. The global downstream cap
+ * (overload manager) is the one bound, as in Istio, so the cluster limits follow it.
+ */
+function circuitBreakers(ctx: RenderContext): Json {
+  const n = ctx.maxConnections
+  return { thresholds: [{ priority: 'DEFAULT', max_connections: n, max_pending_requests: n, max_requests: n }] }
 }
 
 function tcpProxy(statPrefix: string, cluster: string, ctx: RenderContext): Json {
@@ -312,7 +334,7 @@ function egressCaptureListener(l: EgressCaptureListenerSpec, ctx: RenderContext)
     stat_prefix: l.name,
     filter_chains: [
       ...loopGuardChains(l.name, guardPorts(l), ctx),
-      { name: `${l.name}-mtls`, filters: [tcpProxy(l.name, CLUSTERS.egressCapture, ctx)] },
+      { name: `${l.name}-mtls`, filters: [upstreamSanIsDestination(), tcpProxy(l.name, CLUSTERS.egressCapture, ctx)] },
     ],
     transparent: true,
     listener_filters: [originalDstFilter()],
@@ -320,8 +342,33 @@ function egressCaptureListener(l: EgressCaptureListenerSpec, ctx: RenderContext)
   }
 }
 
+/**
+ * Secure naming for transparent egress: the server must carry the original destination
+ * IP as a SAN. The connection's local address is that destination (original_dst), and
+ * this filter state makes the upstream TLS handshake require it as a SAN, on top of the
+ * chain to the mesh CA (as the builtin data plane checks).
+ */
+function upstreamSanIsDestination(): Json {
+  return {
+    name: 'envoy.filters.network.set_filter_state',
+    typed_config: {
+      '@type': TYPE_URLS.setFilterState,
+      on_new_connection: [
+        {
+          object_key: 'envoy.network.upstream_subject_alt_names',
+          format_string: { text_format_source: { inline_string: '%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%' } },
+        },
+      ],
+    },
+  }
+}
+
+/**
+ * Listener and cluster name of an egress entry. No `:` in it: Envoy rewrites `:` to `_`
+ * in stat names, so the stats would not be found under the resource's name.
+ */
 export function egressResourceName(l: EgressListenerSpec): string {
-  return `egress:${l.name}@${l.address}:${l.port}`
+  return `egress_${l.name}_${l.address}_${l.port}`
 }
 
 function egressListener(l: EgressListenerSpec, ctx: RenderContext): Json {
@@ -336,30 +383,38 @@ function egressListener(l: EgressListenerSpec, ctx: RenderContext): Json {
 }
 
 function ingressCluster(ctx: RenderContext): Json {
-  // Plaintext to the workload at the address nft redirected from; the socket is marked
-  // so this hop over lo is not captured again.
+  // Plaintext to the workload at the address nft redirected from, from a loopback
+  // source (INGRESS_SOURCE: it cannot leave the pod); marked, so this hop over lo is
+  // not captured again.
   return {
     name: CLUSTERS.ingress,
     type: 'ORIGINAL_DST',
     connect_timeout: duration(ctx.timeouts.connectMs),
     lb_policy: 'CLUSTER_PROVIDED',
-    upstream_bind_config: markedBindConfig(),
+    circuit_breakers: circuitBreakers(ctx),
+    upstream_bind_config: {
+      source_address: { address: INGRESS_SOURCE.ipv4, port_value: 0 },
+      // Envoy takes the source whose family matches the destination's.
+      extra_source_addresses: [
+        {
+          address: { address: INGRESS_SOURCE.ipv6, port_value: 0 },
+          socket_options: { socket_options: [MARK_OPTION] },
+        },
+      ],
+      socket_options: [MARK_OPTION],
+    },
   }
 }
 
 function egressCaptureCluster(ctx: RenderContext): Json {
-  // Secure naming is weaker here than on explicit egress: the SAN matchers of a
-  // validation context are static config, and stock Envoy has no way to require that
-  // the server certificate carry the *original destination IP* of this particular
-  // connection (auto_san_validation exists only for HTTP upstreams, against the Host
-  // header). So the check is "a certificate chaining to the mesh CA", i.e. some mesh
-  // member, not necessarily the one owning that IP. The builtin data plane does check
-  // the IP SAN; explicit egress entries give the full check with Envoy.
+  // mTLS to the original destination; upstreamSanIsDestination() on the listener adds
+  // the per-connection SAN check (the destination IP) to the CA check here.
   return {
     name: CLUSTERS.egressCapture,
     type: 'ORIGINAL_DST',
     connect_timeout: duration(ctx.timeouts.connectMs),
     lb_policy: 'CLUSTER_PROVIDED',
+    circuit_breakers: circuitBreakers(ctx),
     transport_socket: {
       name: 'envoy.transport_sockets.tls',
       typed_config: {
@@ -390,7 +445,11 @@ function egressCluster(l: EgressListenerSpec, ctx: RenderContext): Json {
         default_validation_context:
           l.verifyName === undefined
             ? {}
-            : { match_typed_subject_alt_names: [{ san_type: ipHost ? 'IP_ADDRESS' : 'DNS', matcher: { exact: l.verifyName } }] },
+            : {
+                match_typed_subject_alt_names: [
+                  ipHost ? { san_type: 'IP_ADDRESS', matcher: { exact: l.verifyName } } : dnsSanLiteral(l.verifyName),
+                ],
+              },
         validation_context_sds_secret_config: sdsSecret(ctx, 'validation'),
       },
     },
@@ -406,14 +465,35 @@ function egressCluster(l: EgressListenerSpec, ctx: RenderContext): Json {
     type: ipHost ? 'STATIC' : 'LOGICAL_DNS',
     connect_timeout: duration(ctx.timeouts.connectMs),
     lb_policy: 'ROUND_ROBIN',
+    circuit_breakers: circuitBreakers(ctx),
     load_assignment: {
       cluster_name: name,
       endpoints: [{ lb_endpoints: [{ endpoint: { address: endpoint } }] }],
     },
-    ...(ipHost ? {} : { dns_lookup_family: 'V4_PREFERRED' }),
+    ...(ipHost ? {} : { dns_lookup_family: 'V4_PREFERRED', typed_dns_resolver_config: getaddrinfoResolver() }),
     transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls },
     upstream_bind_config: markedBindConfig(),
   }
+}
+
+/**
+ * A DNS SAN equal to `name`, compared literally (case-insensitively). Envoy's `exact`
+ * matcher for a DNS SAN follows wildcard semantics: `*.mesh.test` in a certificate
+ * would answer for `db.mesh.test`. Mesh certificates name workloads exactly, and the
+ * builtin data plane refuses wildcards too, so this is an anchored regex instead.
+ */
+function dnsSanLiteral(name: string): Json {
+  const escaped = name.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&')
+  return { san_type: 'DNS', matcher: { safe_regex: { regex: `(?i)^${escaped}$` } } }
+}
+
+/**
+ * libc's resolver, per lookup: it follows /etc/resolv.conf when that changes (glibc
+ * re-reads it), while Envoy's default c-ares resolver reads it once at start, and in a
+ * pod VM the resolver is configured by kata-agent, possibly after Envoy started.
+ */
+function getaddrinfoResolver(): Json {
+  return { name: 'envoy.network.dns_resolver.getaddrinfo', typed_config: { '@type': TYPE_URLS.getaddrinfo } }
 }
 
 function blackHoleCluster(ctx: RenderContext): Json {

@@ -251,8 +251,12 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     this.#cancelRestart()
     const exited = this.#childExited ?? Promise.resolve()
     const child = this.#child
-    // Stop accepting first; established connections keep flowing until drainMs is up.
-    await this.#admin('POST', '/drain_listeners').catch((err: unknown) => {
+    // Inbound listeners stop accepting now (new SYNs meet the ruleset's drop), while
+    // established connections keep flowing until drainMs is up. Egress listeners keep
+    // accepting to the end: the workload may still be calling out while it shuts down.
+    // Istio adds `graceful`, which for TCP only keeps inbound accepting during the drain;
+    // the builtin data plane stops accepting at once, and so does this.
+    await this.#admin('POST', '/drain_listeners?inboundonly').catch((err: unknown) => {
       this.#log.warn({ err }, 'envoy admin /drain_listeners failed; terminating without drain')
     })
     await raceTimeout(exited, this.#opts.spec.timeouts.drainMs)

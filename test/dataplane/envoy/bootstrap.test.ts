@@ -134,17 +134,17 @@ describe('renderBootstrap', () => {
 
   it('DISABLED: no ingress listeners and no ingress cluster, egress still served', () => {
     const b = render(CASES['disabled']!)
-    expect(names(b.static_resources.listeners)).toEqual(['egress:web@127.137.0.3:8081'])
-    expect(names(b.static_resources.clusters)).toEqual(['egress:web@127.137.0.3:8081'])
+    expect(names(b.static_resources.listeners)).toEqual(['egress_web_127.137.0.3_8081'])
+    expect(names(b.static_resources.clusters)).toEqual(['egress_web_127.137.0.3_8081'])
   })
 
   it('egress: one loopback listener and one mTLS cluster per entry, SNI + SAN = host', () => {
     const b = render(CASES['egress']!)
     const expected = [
-      ['egress:emoji@127.137.0.1:8081', '127.137.0.1', 8081, 'emoji-svc', 8080, 'DNS', 'LOGICAL_DNS'],
-      ['egress:voting@127.137.0.2:8081', '127.137.0.2', 8081, 'voting-svc.default.svc.cluster.local', 8080, 'DNS', 'LOGICAL_DNS'],
-      ['egress:db4@127.137.0.3:5432', '127.137.0.3', 5432, '10.0.0.7', 5432, 'IP_ADDRESS', 'STATIC'],
-      ['egress:db6@127.137.0.4:5432', '127.137.0.4', 5432, 'fd00::7', 5432, 'IP_ADDRESS', 'STATIC'],
+      ['egress_emoji_127.137.0.1_8081', '127.137.0.1', 8081, 'emoji-svc', 8080, 'DNS', 'LOGICAL_DNS'],
+      ['egress_voting_127.137.0.2_8081', '127.137.0.2', 8081, 'voting-svc.default.svc.cluster.local', 8080, 'DNS', 'LOGICAL_DNS'],
+      ['egress_db4_127.137.0.3_5432', '127.137.0.3', 5432, '10.0.0.7', 5432, 'IP_ADDRESS', 'STATIC'],
+      ['egress_db6_127.137.0.4_5432', '127.137.0.4', 5432, 'fd00::7', 5432, 'IP_ADDRESS', 'STATIC'],
     ] as const
     expect(names(b.static_resources.listeners)).toEqual(['ingress', 'ingress-no-client-auth', ...expected.map((e) => e[0])])
     for (const [name, addr, port, host, hostPort, sanType, type] of expected) {
@@ -159,7 +159,10 @@ describe('renderBootstrap', () => {
       expect(tls['@type']).toBe('type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext')
       expect(tls.sni).toBe(sanType === 'DNS' ? host : undefined)
       const v = tls.common_tls_context.combined_validation_context
-      expect(v.default_validation_context.match_typed_subject_alt_names).toEqual([{ san_type: sanType, matcher: { exact: host } }])
+      // DNS: an anchored literal regex, not `exact` (which Envoy applies with wildcard semantics).
+      const matcher = sanType === 'DNS' ? { safe_regex: { regex: `(?i)^${host.replaceAll('.', '\\.')}$` } } : { exact: host }
+      expect(v.default_validation_context.match_typed_subject_alt_names).toEqual([{ san_type: sanType, matcher }])
+      expect(c.circuit_breakers.thresholds[0].max_connections).toBe(16_384)
       expect(v.validation_context_sds_secret_config.name).toBe('mesh-ca')
       expect(tls.common_tls_context.tls_certificate_sds_secret_configs[0].name).toBe('mesh-cert')
     }
@@ -170,17 +173,31 @@ describe('renderBootstrap', () => {
       ...BASE,
       egress: [{ name: 'db', listen: { address: '127.137.0.9', port: p(5432) }, remote: { host: 'db.ns.svc.cluster.local', port: p(5432), absolute: true as const }, ...e }],
     })
-    const named = render(egress({})).static_resources.clusters.find((c: J) => c.name.startsWith('egress:db'))
+    const named = render(egress({})).static_resources.clusters.find((c: J) => c.name.startsWith('egress_db'))
     expect(named.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address).toBe('db.ns.svc.cluster.local.')
     const tls = named.transport_socket.typed_config
     expect(tls.sni).toBe('db.ns.svc.cluster.local')
     expect(tls.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names).toEqual([
-      { san_type: 'DNS', matcher: { exact: 'db.ns.svc.cluster.local' } },
+      { san_type: 'DNS', matcher: { safe_regex: { regex: '(?i)^db\\.ns\\.svc\\.cluster\\.local$' } } },
     ])
-    const anyMember = render(egress({ meshCaOnly: true })).static_resources.clusters.find((c: J) => c.name.startsWith('egress:db'))
+    const anyMember = render(egress({ meshCaOnly: true })).static_resources.clusters.find((c: J) => c.name.startsWith('egress_db'))
     const v = anyMember.transport_socket.typed_config.common_tls_context.combined_validation_context
     expect(v.default_validation_context).toEqual({})
     expect(v.validation_context_sds_secret_config.name).toBe('mesh-ca')
+  })
+
+  it('ingress: the plaintext hop is bound to a loopback source (cannot leave the pod), marked, and not capped at 1024', () => {
+    const c = cluster(render(BASE), 'ingress-original-dst')
+    expect(c.upstream_bind_config.source_address).toEqual({ address: '127.0.0.6', port_value: 0 })
+    expect(c.upstream_bind_config.extra_source_addresses[0].address).toEqual({ address: '::1', port_value: 0 })
+    expect(c.upstream_bind_config.socket_options[0]).toMatchObject({ level: 1, name: 36 })
+    expect(c.upstream_bind_config.extra_source_addresses[0].socket_options.socket_options[0]).toMatchObject({ level: 1, name: 36 })
+    expect(c.circuit_breakers.thresholds[0]).toMatchObject({ max_connections: 16_384, max_pending_requests: 16_384 })
+  })
+
+  it('resource names carry no `:` (Envoy rewrites it to `_` in stat names)', () => {
+    const b = render(CASES['egress']!)
+    for (const r of [...b.static_resources.listeners, ...b.static_resources.clusters]) expect(r.name).not.toContain(':')
   })
 
   it('transparent egress: 15001 capture listener with loop guard and an mTLS ORIGINAL_DST cluster', () => {
@@ -194,6 +211,15 @@ describe('renderBootstrap', () => {
     const ctx = c.transport_socket.typed_config.common_tls_context
     expect(ctx.validation_context_sds_secret_config.name).toBe('mesh-ca')
     expect(ctx.tls_certificate_sds_secret_configs[0].name).toBe('mesh-cert')
+    // Per connection, the destination IP becomes a required SAN of the upstream certificate.
+    const mtls = l.filter_chains.at(-1).filters
+    expect(mtls.map((f: J) => f.name)).toEqual(['envoy.filters.network.set_filter_state', 'envoy.filters.network.tcp_proxy'])
+    expect(mtls[0].typed_config.on_new_connection).toEqual([
+      {
+        object_key: 'envoy.network.upstream_subject_alt_names',
+        format_string: { text_format_source: { inline_string: '%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%' } },
+      },
+    ])
     // The allow-list is nft's business: plaintext destinations never reach Envoy.
     expect(JSON.stringify(b)).not.toContain('10.96.0.0')
   })

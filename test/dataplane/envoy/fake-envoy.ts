@@ -25,6 +25,7 @@ export interface FakeRecord {
   readonly event: 'start' | 'bad-bootstrap' | 'drain' | 'sigterm'
   readonly argv?: string[]
   readonly sds?: { path: string; exists: boolean }[]
+  readonly url?: string
 }
 
 const SCRIPT = String.raw`
@@ -62,7 +63,7 @@ if (control.mode === 'crash') {
 } else {
   const port = bootstrap.admin.address.socket_address.port_value
   const server = http.createServer((req, res) => {
-    if (req.method === 'POST' && req.url === '/drain_listeners') rec({ event: 'drain' })
+    if (req.method === 'POST' && req.url.startsWith('/drain_listeners')) rec({ event: 'drain', url: req.url })
     if (req.method === 'GET' && req.url === '/ready') {
       const live = Date.now() - startedAt >= (control.readyAfterMs || 0)
       res.statusCode = live ? 200 : 503

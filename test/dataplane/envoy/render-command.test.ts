@@ -29,14 +29,14 @@ describe('podvm-mesh render envoy', () => {
     expect(r.code).toBe(0)
     const b = JSON.parse(r.out)
     expect(validateMessage('envoy.config.bootstrap.v3.Bootstrap', b)).toEqual([])
-    expect(b.static_resources.listeners.map((l: any) => l.name)).toEqual(['ingress', 'ingress-no-client-auth', 'egress:web@127.137.0.3:8081'])
+    expect(b.static_resources.listeners.map((l: any) => l.name)).toEqual(['ingress', 'ingress-no-client-auth', 'egress_web_127.137.0.3_8081'])
     expect(b.admin.address.socket_address).toEqual({ address: '127.0.0.1', port_value: 15000 })
   })
 
   it('takes the config from the environment like `check`', async () => {
     const r = await run(['render', 'envoy'], { CONTRAST_INGRESS_PROXY_CONFIG: 'DISABLED', CONTRAST_EGRESS_PROXY_CONFIG: 'db#127.0.0.9:5432#10.0.0.7:5432' })
     expect(r.code).toBe(0)
-    expect(JSON.parse(r.out).static_resources.listeners.map((l: any) => l.name)).toEqual(['egress:db@127.0.0.9:5432'])
+    expect(JSON.parse(r.out).static_resources.listeners.map((l: any) => l.name)).toEqual(['egress_db_127.0.0.9_5432'])
   })
 
   it('--sds-dir with --tls-dir writes the SDS files from a Contrast tls-config directory', async () => {

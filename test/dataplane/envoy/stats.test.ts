@@ -11,7 +11,7 @@ const CONFIG: MeshConfig = {
   admin: { port: 15020 as Port, exposed: false },
 }
 const SPEC = deriveSpec(CONFIG)
-const W = 'egress:web@127.137.0.3:8081'
+const W = 'egress_web_127.137.0.3_8081'
 
 const COUNTERS = new Map<string, number>([
   ['listener.ingress.downstream_cx_total', 10],

@@ -175,7 +175,7 @@ describe('EnvoyDataPlane', () => {
     await p.close()
     const [drain] = fake.events('drain')
     const [term] = fake.events('sigterm')
-    expect(drain).toBeDefined()
+    expect(drain?.url).toBe('/drain_listeners?inboundonly') // egress keeps serving to the end
     expect(term).toBeDefined()
     expect(term!.t - drain!.t).toBeGreaterThanOrEqual(TIMEOUTS.drainMs - 5)
     expect(drain!.t).toBeGreaterThanOrEqual(before - 5)
