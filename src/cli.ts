@@ -1,18 +1,13 @@
 #!/usr/bin/env node
-// podvm-mesh command line. Each command lives with its component and is only
-// dispatched from here; exit codes: 0 ok, 1 a negative answer (e.g. evidence not
-// verified), 2 unusable input.
+// podvm-mesh command line (the package's bin). Each command is one file in cli/, on
+// top of the components, and is only dispatched from here; exit codes (cli/command.ts):
+// 0 ok, 1 a negative answer (e.g. evidence not verified), 2 unusable input.
 
 import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
+import type { Command, CommandIo } from './cli/command.js'
 
-export interface CommandIo {
-  readonly stdout: NodeJS.WritableStream
-  readonly stderr: NodeJS.WritableStream
-  readonly env: NodeJS.ProcessEnv
-}
-
-export type Command = (argv: string[], io: CommandIo) => Promise<number>
+export type { Command, CommandIo } from './cli/command.js'
 
 interface CommandEntry {
   readonly summary: string
@@ -21,16 +16,16 @@ interface CommandEntry {
 
 // Loaded lazily so `podvm-mesh check` does not pay for gRPC or koffi.
 const COMMANDS: Record<string, CommandEntry> = {
-  'evidence verify': { summary: 'verify SEV-SNP or TDX evidence', load: async () => (await import('./attestation/verify-command.js')).evidenceVerifyCommand },
-  run: { summary: 'the in-guest mesh daemon', load: async () => (await import('./agent/run-command.js')).runCommand },
-  teardown: { summary: 'remove the mesh rules and routes entirely', load: async () => (await import('./agent/teardown-command.js')).teardownCommand },
-  coordinator: { summary: 'the attested mesh CA and its gRPC mesh API (set-manifest: sign an update)', load: async () => (await import('./coordinator/coordinator-command.js')).coordinatorCommand },
-  demo: { summary: 'build a three-namespace mesh, show what it does, tear it down', load: async () => (await import('./demo/demo-command.js')).demoCommand },
-  initdata: { summary: 'set the measured mesh config (initdata) on a Kubernetes manifest', load: async () => (await import('./policy/initdata-command.js')).initdataCommand },
-  hook: { summary: 'the Kata guest OCI prestart hook: mesh certificates into each container', load: async () => (await import('./hook/hook-command.js')).hookCommand },
-  check: { summary: 'validate a mesh config and print it normalized', load: async () => (await import('./config/check-command.js')).checkCommand },
-  'render nft': { summary: 'print the nftables ruleset and routes run would apply', load: async () => (await import('./netfilter/render-command.js')).renderNftCommand },
-  'render envoy': { summary: 'print the Envoy bootstrap for a mesh config', load: async () => (await import('./dataplane/envoy/render-command.js')).renderEnvoyCommand },
+  'evidence verify': { summary: 'verify SEV-SNP or TDX evidence', load: async () => (await import('./cli/evidence.js')).evidenceVerifyCommand },
+  run: { summary: 'the in-guest mesh daemon', load: async () => (await import('./cli/run.js')).runCommand },
+  teardown: { summary: 'remove the mesh rules and routes entirely', load: async () => (await import('./cli/teardown.js')).teardownCommand },
+  coordinator: { summary: 'the attested mesh CA and its gRPC mesh API (set-manifest: sign an update)', load: async () => (await import('./cli/coordinator.js')).coordinatorCommand },
+  demo: { summary: 'build a three-namespace mesh, show what it does, tear it down', load: async () => (await import('./cli/demo.js')).demoCommand },
+  initdata: { summary: 'set the measured mesh config (initdata) on a Kubernetes manifest', load: async () => (await import('./cli/initdata.js')).initdataCommand },
+  hook: { summary: 'the Kata guest OCI prestart hook: mesh certificates into each container', load: async () => (await import('./cli/hook.js')).hookCommand },
+  check: { summary: 'validate a mesh config and print it normalized', load: async () => (await import('./cli/check.js')).checkCommand },
+  'render nft': { summary: 'print the nftables ruleset and routes run would apply', load: async () => (await import('./cli/render-nft.js')).renderNftCommand },
+  'render envoy': { summary: 'print the Envoy bootstrap for a mesh config', load: async () => (await import('./cli/render-envoy.js')).renderEnvoyCommand },
 }
 
 function usage(): string {

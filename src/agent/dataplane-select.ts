@@ -4,13 +4,7 @@
 import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import type { Logger } from 'pino'
-import {
-  DEFAULT_ENVOY_WORK_DIR,
-  EnvoyDataPlane,
-  createBuiltinDataPlane,
-  type DataPlane,
-  type DataPlaneSpec,
-} from '../dataplane/index.js'
+import type { DataPlane, DataPlaneSpec } from '../dataplane/index.js'
 import { AgentError } from './errors.js'
 
 export type DataPlaneKind = 'builtin' | 'envoy' | 'auto'
@@ -55,13 +49,18 @@ export function chooseDataPlane(kind: string, env: NodeJS.ProcessEnv, envoyBin?:
   return { kind: 'builtin', reason: 'no envoy executable found' }
 }
 
-export function createDataPlane(
+/** Loads only the chosen implementation: the other one's modules stay out of the process. */
+export async function createDataPlane(
   choice: DataPlaneChoice,
   spec: DataPlaneSpec,
   opts: { log: Logger; workDir?: string },
-): DataPlane {
+): Promise<DataPlane> {
   opts.log.info({ dataplane: choice.kind, reason: choice.reason }, 'data plane chosen')
-  if (choice.kind === 'builtin') return createBuiltinDataPlane(spec, { log: opts.log })
+  if (choice.kind === 'builtin') {
+    const { createBuiltinDataPlane } = await import('../dataplane/builtin/index.js')
+    return createBuiltinDataPlane(spec, { log: opts.log })
+  }
+  const { DEFAULT_ENVOY_WORK_DIR, EnvoyDataPlane } = await import('../dataplane/envoy/index.js')
   return new EnvoyDataPlane({
     spec,
     log: opts.log,

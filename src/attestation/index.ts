@@ -36,7 +36,7 @@ export {
   type SnpPolicy,
   type SnpSignerInfo,
 } from './snp/report.js'
-export { parseSnpCertTable, buildSnpCertTable, CERT_TABLE_GUID, type SnpCertTable, type CertTableRole } from './snp/cert-table.js'
+export { parseSnpCertTable, buildSnpCertTable, isSnpCertTable, CERT_TABLE_GUID, type SnpCertTable, type CertTableRole } from './snp/cert-table.js'
 export { amdRoots, amdChains, AMD_ARK_FINGERPRINTS, type AmdChain } from './snp/roots.js'
 export { AMD_OID } from './snp/vcek.js'
 export {
@@ -52,7 +52,6 @@ export {
 export { parseTdxQuote, TDX_BODY_LAYOUT, TDX_HEADER_LAYOUT, QE_REPORT_LAYOUT, type TdxQuote, type TdxBody, type QeReport } from './tdx/quote.js'
 export { intelSgxRootCa, INTEL_SGX_ROOT_CA_SHA256 } from './tdx/roots.js'
 export { verifyTdx, type TdxVerifyOptions, type TdxPolicyOptions, type TdxClaims, type TdxVerifyResult } from './tdx/verify.js'
-export { evidenceVerifyCommand } from './verify-command.js'
 export {
   bindReportData,
   type Evidence,

@@ -1,7 +1,7 @@
 // Every configuration problem is collected as an issue; a ConfigError carries all
 // issues of one input, so an operator fixes an annotation once, not once per error.
 
-import { MeshError } from '../errors.js'
+import { isMeshError, MeshError } from '../errors.js'
 
 export type ConfigCode =
   /** The input (env, flags, file content) is wrong; details.issues says where and why. */
@@ -63,6 +63,11 @@ export class ConfigError extends MeshError<ConfigCode> {
   get issues(): readonly ConfigIssue[] {
     return this.details.issues
   }
+}
+
+/** By the shared error brand and code, so it holds across two copies of this module. */
+export function isConfigError(err: unknown): err is ConfigError {
+  return isMeshError(err) && err.code.startsWith('CONFIG_') && Array.isArray(err.details['issues'])
 }
 
 /** One line per issue: `source [index] "entry": REASON: message`. */

@@ -15,7 +15,7 @@ export {
   type Port,
   type TransparentEgressConfig,
 } from './types.js'
-export { ConfigError, formatIssue, type ConfigCode, type ConfigIssue, type ConfigReason } from './errors.js'
+export { ConfigError, formatIssue, isConfigError, type ConfigCode, type ConfigIssue, type ConfigReason } from './errors.js'
 export {
   ENV_NAMES,
   fileFormatOf,

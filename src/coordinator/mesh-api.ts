@@ -6,18 +6,21 @@ import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, webcr
 import { isIP } from 'node:net'
 import type { Logger } from 'pino'
 import { bindReportData, type EvidenceProvider } from '../attestation/index.js'
+import {
+  checkEvidence,
+  evidenceToWire,
+  wireToEvidence,
+  type EvidenceCheckOptions,
+  type ChallengeRequest,
+  type ChallengeResponse,
+  type NewMeshCertRequest,
+  type NewMeshCertResponse,
+  type SetManifestRequest,
+  type SetManifestResponse,
+} from '../meshapi/index.js'
 import type { CoordinatorCa } from './ca.js'
-import { checkEvidence, evidenceToWire, wireToEvidence, type EvidenceCheckOptions } from './evidence-check.js'
 import { CoordinatorError } from './errors.js'
 import { lookupPolicy, parseManifest } from './manifest.js'
-import type {
-  ChallengeRequest,
-  ChallengeResponse,
-  NewMeshCertRequest,
-  NewMeshCertResponse,
-  SetManifestRequest,
-  SetManifestResponse,
-} from './mesh-api-proto.js'
 import type { CoordinatorState } from './state.js'
 
 const crypto = webcrypto as unknown as Crypto

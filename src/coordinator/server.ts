@@ -9,16 +9,16 @@ import type { EvidenceProvider } from '../attestation/index.js'
 import { isMeshError } from '../errors.js'
 import { generateKeyPair, type Curve } from '../pki/index.js'
 import { CoordinatorCa, DEFAULT_LEAF_LIFETIME_MS } from './ca.js'
+import { meshApiService, REASON_METADATA_KEY, type MeshApiCode } from '../meshapi/index.js'
 import { CoordinatorError, type CoordinatorCode } from './errors.js'
 import type { Manifest } from './manifest.js'
 import { MeshApi } from './mesh-api.js'
-import { meshApiService, REASON_METADATA_KEY } from './mesh-api-proto.js'
 import { loadState, normalizePublicKeyPem, saveState, type CoordinatorState } from './state.js'
 
 /** Contrast's mesh API port. */
 export const MESH_API_PORT = 7777
 
-const STATUS: Record<CoordinatorCode, grpc.status> = {
+const STATUS: Record<CoordinatorCode | MeshApiCode, grpc.status> = {
   COORDINATOR_MANIFEST_INVALID: grpc.status.INVALID_ARGUMENT,
   COORDINATOR_STATE_INVALID: grpc.status.INTERNAL,
   COORDINATOR_BAD_REQUEST: grpc.status.INVALID_ARGUMENT,
@@ -103,10 +103,11 @@ export async function openState(opts: CoordinatorOptions, now: number): Promise<
 
 function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError {
   const md = new grpc.Metadata()
-  if (err instanceof CoordinatorError) {
-    md.set(REASON_METADATA_KEY, err.code)
+  if (isMeshError(err) && Object.hasOwn(STATUS, err.code)) {
+    const code = err.code as keyof typeof STATUS
+    md.set(REASON_METADATA_KEY, code)
     log.warn({ method, code: err.code, details: err.details }, `${method} refused: ${err.message}`)
-    return Object.assign(new Error(err.message), { code: STATUS[err.code], details: err.message, metadata: md })
+    return Object.assign(new Error(err.message), { code: STATUS[code], details: err.message, metadata: md })
   }
   log.error({ err, method }, `${method} failed`)
   md.set(REASON_METADATA_KEY, isMeshError(err) ? err.code : 'INTERNAL')

@@ -12,12 +12,5 @@ export type {
 export { DEFAULT_TIMEOUTS, deriveSpec } from './spec.js'
 export { DataPlaneError, isDataPlaneError } from './errors.js'
 export type { DataPlaneCode } from './errors.js'
-export { createBuiltinDataPlane } from './builtin/builtin-dataplane.js'
-export type { BoundAddress, BuiltinDataPlane, BuiltinDataPlaneOptions, FailureReason } from './builtin/builtin-dataplane.js'
-export { EnvoyDataPlane, DEFAULT_BACKOFF, DEFAULT_ENVOY_ADMIN_PORT, DEFAULT_ENVOY_WORK_DIR } from './envoy/supervisor.js'
-export type { BackoffOptions, EnvoyDataPlaneOptions } from './envoy/supervisor.js'
-export { renderBootstrap } from './envoy/bootstrap.js'
-export type { RenderOptions as EnvoyRenderOptions } from './envoy/bootstrap.js'
-export { renderSdsResources, writeSdsResources } from './envoy/sds.js'
-export { EnvoyError } from './envoy/errors.js'
-export type { EnvoyCode } from './envoy/errors.js'
+// The implementations are imported from './builtin/index.js' and './envoy/index.js',
+// so a process loads only the data plane it runs.

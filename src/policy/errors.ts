@@ -13,7 +13,5 @@ export type PolicyCode =
   | 'POLICY_RULES_INVALID'
   /** The coordinator manifest to update is not JSON, or would not be valid with the new policies; details.source. */
   | 'POLICY_COORDINATOR_MANIFEST'
-  /** A command-line argument is missing or wrong; details.argument. */
-  | 'POLICY_USAGE'
 
 export class PolicyError extends MeshError<PolicyCode> {}

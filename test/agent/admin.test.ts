@@ -1,7 +1,7 @@
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { startAdminServer } from '../../src/agent/admin-server.js'
-import { createRootLogger } from '../../src/agent/logger.js'
+import { createRootLogger } from '../../src/logger.js'
 import { renderMetrics } from '../../src/agent/metrics.js'
 import type { Port } from '../../src/config/index.js'
 import { logSink } from '../support.js'

@@ -4,55 +4,29 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AttestedCertificates, definitiveFailureReason, parseCoordinatorIdentity, requireMeasurementPin, startAttestedCertificates } from '../../src/agent/attested-certs.js'
+import { AttestedCertificates, definitiveFailureReason } from '../../src/agent/attested-certs.js'
 import { readTlsDir, splitPemCertificates } from '../../src/pki/index.js'
 import { HOST_A, HOST_COORDINATOR, HOST_UNKNOWN, removeState, simulated, startTestCoordinator, testLog, type TestCoordinator } from '../coordinator/harness.js'
-import { rejected, thrown } from '../support.js'
-import { CoordinatorError } from '../../src/coordinator/index.js'
+import { rejected } from '../support.js'
+import { MeshApiError } from '../../src/meshapi/index.js'
 import { InitdataError } from '../../src/config/index.js'
 
 describe('definitiveFailureReason (what the mesh status calls failed)', () => {
   it.each([
-    ['a refusal naming its reason', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_POLICY_NOT_FOUND' }), 'COORDINATOR_POLICY_NOT_FOUND'],
-    ['rejected evidence', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_EVIDENCE_REJECTED' }), 'COORDINATOR_EVIDENCE_REJECTED'],
-    ['an untrusted coordinator', new CoordinatorError('COORDINATOR_UNTRUSTED', 'x', {}), 'COORDINATOR_UNTRUSTED'],
+    ['a refusal naming its reason', new MeshApiError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_POLICY_NOT_FOUND' }), 'COORDINATOR_POLICY_NOT_FOUND'],
+    ['rejected evidence', new MeshApiError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_EVIDENCE_REJECTED' }), 'COORDINATOR_EVIDENCE_REJECTED'],
+    ['an untrusted coordinator', new MeshApiError('COORDINATOR_UNTRUSTED', 'x', {}), 'COORDINATOR_UNTRUSTED'],
     ['our evidence reporting another config', new InitdataError('INITDATA_DIGEST_MISMATCH', 'x', {}), 'INITDATA_DIGEST_MISMATCH'],
-    ['a reason that is not a code', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'no such thing\n' }), 'COORDINATOR_REFUSED'],
-    ['a busy coordinator', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_BUSY' }), undefined],
-    ['a lost nonce (coordinator restart)', new CoordinatorError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_NONCE_UNKNOWN' }), undefined],
-    ['an unreachable coordinator', new CoordinatorError('COORDINATOR_UNREACHABLE', 'x', {}), undefined],
+    ['a reason that is not a code', new MeshApiError('COORDINATOR_REFUSED', 'x', { reason: 'no such thing\n' }), 'COORDINATOR_REFUSED'],
+    ['a busy coordinator', new MeshApiError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_BUSY' }), undefined],
+    ['a lost nonce (coordinator restart)', new MeshApiError('COORDINATOR_REFUSED', 'x', { reason: 'COORDINATOR_NONCE_UNKNOWN' }), undefined],
+    ['an unreachable coordinator', new MeshApiError('COORDINATOR_UNREACHABLE', 'x', {}), undefined],
     ['a foreign error', new Error('EIO'), undefined],
   ])('%s', (_name, err, want) => {
     expect(definitiveFailureReason(err)).toBe(want)
   })
 })
 
-describe('parseCoordinatorIdentity', () => {
-  it.each([
-    [`policy:${'AB'.repeat(32)}`, { kind: 'policy-hash', hex: 'ab'.repeat(32) }],
-    ['cd'.repeat(48), { kind: 'policy-hash', hex: 'cd'.repeat(48) }],
-    [`root-ca:${'0f'.repeat(32)}`, { kind: 'root-ca', sha256: '0f'.repeat(32) }],
-    [`root-ca:${Array(32).fill('0F').join(':')}`, { kind: 'root-ca', sha256: '0f'.repeat(32) }],
-  ])('%s', (text, want) => {
-    expect(parseCoordinatorIdentity(text)).toEqual(want)
-  })
-
-  it.each(['', 'policy:abc', `root-ca:${'0f'.repeat(31)}`, `hostdata:${'ab'.repeat(32)}`, 'zz'.repeat(32)])('refuses %j', (text) => {
-    expect(thrown(() => parseCoordinatorIdentity(text))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field: 'coordinator-identity' } })
-  })
-})
-
-describe('requireMeasurementPin', () => {
-  it('refuses a policy-hash pin without measurements for real SNP and TDX evidence', () => {
-    for (const tee of ['snp', 'tdx']) {
-      expect(thrown(() => requireMeasurementPin(undefined, tee))).toMatchObject({ code: 'COORDINATOR_UNTRUSTED', details: { step: 'identity', tee } })
-    }
-  })
-  it('accepts it with measurements, and for simulated evidence', () => {
-    expect(() => requireMeasurementPin(['00'.repeat(48)], 'snp')).not.toThrow()
-    expect(() => requireMeasurementPin(undefined, 'simulated')).not.toThrow()
-  })
-})
 
 describe('AttestedCertificates against a coordinator on loopback', () => {
   let coord: TestCoordinator
@@ -242,37 +216,5 @@ describe('AttestedCertificates against a coordinator on loopback', () => {
       await short.close()
       await removeState(short.stateDir)
     }
-  })
-})
-
-describe('startAttestedCertificates (run flags)', () => {
-  const ctx = { tlsDir: '/nonexistent', log: testLog().log }
-  it('is off without --coordinator', async () => {
-    expect(await startAttestedCertificates({}, ctx)).toBeUndefined()
-  })
-  it.each([
-    [{ evidence: 'simulated' }, 'evidence'],
-    [{ coordinator: 'c:7777' }, 'coordinator-identity'],
-    [{ coordinator: 'no-port', 'coordinator-identity': HOST_COORDINATOR }, 'coordinator'],
-    [{ coordinator: 'c:7777', 'coordinator-identity': HOST_COORDINATOR, 'simulated-hostdata': HOST_A }, 'simulated-hostdata'],
-  ])('refuses %j naming %s', async (values, field) => {
-    expect(await rejected(startAttestedCertificates(values, ctx))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field } })
-  })
-})
-
-describe('podvm-mesh run --coordinator', () => {
-  it('refuses --coordinator without --coordinator-identity before applying anything (exit 2)', async () => {
-    const { runCommand } = await import('../../src/agent/run-command.js')
-    const { PassThrough } = await import('node:stream')
-    const err = new PassThrough()
-    let stderr = ''
-    err.on('data', (d: Buffer) => (stderr += d.toString()))
-    const code = await runCommand(['--ingress', '', '--dataplane', 'builtin', '--log-level', 'silent', '--coordinator', '10.0.0.1:7777'], {
-      stdout: new PassThrough(),
-      stderr: err,
-      env: {},
-    })
-    expect(code).toBe(2)
-    expect(stderr).toContain('--coordinator-identity')
   })
 })

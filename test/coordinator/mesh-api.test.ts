@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bindReportData } from '../../src/attestation/index.js'
 import {
   CoordinatorCa,
-  evidenceToWire,
   loadState,
   manifestUpdateMessage,
   MeshApi,
@@ -15,6 +14,7 @@ import {
   saveState,
   type CoordinatorState,
 } from '../../src/coordinator/index.js'
+import { evidenceToWire } from '../../src/meshapi/index.js'
 import { generateKeyPair, splitPemCertificates } from '../../src/pki/index.js'
 import { HOST_A, HOST_B, HOST_COORDINATOR, HOST_UNKNOWN, manifestText, removeState, simulated, testLog } from './harness.js'
 import { rejected } from '../support.js'

@@ -281,7 +281,7 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
   it('the coordinator refuses a replayed nonce and evidence bound to another key (seen in its log as refusals)', async () => {
     // Driven over the wire from A's namespace by a small client script against the built tree.
     const script = `
-      import { connectMeshApi, evidenceToWire } from '${DIST}/coordinator/index.js'
+      import { connectMeshApi, evidenceToWire } from '${DIST}/meshapi/index.js'
       import { SimulatedProvider, bindReportData } from '${DIST}/attestation/index.js'
       import { generateKeyPair } from '${DIST}/pki/index.js'
       import { randomBytes } from 'node:crypto'

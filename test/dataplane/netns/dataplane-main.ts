@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { pino } from 'pino'
 import type { MeshConfig, Port } from '../../../src/config/types.js'
-import { createBuiltinDataPlane, deriveSpec } from '../../../src/dataplane/index.js'
+import { deriveSpec } from '../../../src/dataplane/index.js'
+import { createBuiltinDataPlane } from '../../../src/dataplane/builtin/index.js'
 
 const [dir, captureArg] = process.argv.slice(2)
 if (dir === undefined) throw new Error('usage: dataplane-main.ts <tls-config dir> [capture]')

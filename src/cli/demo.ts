@@ -3,22 +3,16 @@
 // also on failure and on Ctrl-C.
 
 import { randomBytes } from 'node:crypto'
-import type { CommandIo } from '../cli.js'
-import { MeshLab } from './lab.js'
-import type { ProbeResult } from './probe.js'
-import { A_EGRESS, A_EGRESS_B, A_EGRESS_DB, APP_PORTS, B_INGRESS, HOSTS, IMPOSTOR_PORT, NODES, sansFor } from './scenario.js'
+import { A_EGRESS, A_EGRESS_B, A_EGRESS_DB, APP_PORTS, B_INGRESS, HOSTS, IMPOSTOR_PORT, MeshLab, NODES, sansFor, type ProbeResult } from '../demo/index.js'
+import { command, UsageError, type CommandIo } from './command.js'
 
 const PREFIX = 'pmdemo'
 
-export async function demoCommand(argv: string[], io: CommandIo): Promise<number> {
-  if (argv.length > 0) {
-    io.stderr.write('usage: podvm-mesh demo   (as root; takes no arguments)\n')
-    return 2
-  }
-  if (process.getuid?.() !== 0) {
-    io.stderr.write('podvm-mesh demo: needs root (network namespaces, nftables)\n')
-    return 2
-  }
+export const demoCommand = command({ name: 'demo', usage: 'usage: podvm-mesh demo   (as root; takes no arguments)\n', run: demo })
+
+async function demo(argv: string[], io: CommandIo): Promise<number> {
+  if (argv.length > 0) throw new UsageError(`takes no arguments, got ${argv.join(' ')}`)
+  if (process.getuid?.() !== 0) throw new UsageError('needs root (network namespaces, nftables)')
   const out = (s = ''): void => void io.stdout.write(`${s}\n`)
   let lab: MeshLab | undefined
   let interrupted = false

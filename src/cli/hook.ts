@@ -3,10 +3,9 @@
 // a fixed default, the flags exist for tests and other layouts.
 
 import { parseArgs } from 'node:util'
-import type { CommandIo } from '../cli.js'
-import { DEFAULT_TLS_DIR } from '../pki/store.js'
-import { HOOK_DEADLINE_MS, realDeps, runPrestart } from './prestart.js'
-import { KATA_BUNDLE_ROOT } from './state.js'
+import { HOOK_DEADLINE_MS, KATA_BUNDLE_ROOT, realDeps, runPrestart } from '../hook/index.js'
+import { DEFAULT_TLS_DIR } from '../pki/index.js'
+import { command, UsageError, type CommandIo } from './command.js'
 
 const USAGE = `usage: podvm-mesh hook prestart [--tls-dir DIR] [--bundle-root DIR] [--wait-ms MS] < state.json
   the Kata guest OCI prestart hook: makes the mesh certificates visible read-only at
@@ -17,31 +16,26 @@ const USAGE = `usage: podvm-mesh hook prestart [--tls-dir DIR] [--bundle-root DI
   --wait-ms MS       wait at most this long after start for the mesh (default ${HOOK_DEADLINE_MS})
 `
 
-export async function hookCommand(argv: string[], io: CommandIo & { stdin?: NodeJS.ReadableStream }): Promise<number> {
+export const hookCommand = command({ name: 'hook', usage: USAGE, run: hook })
+
+async function hook(argv: string[], io: CommandIo & { stdin?: NodeJS.ReadableStream }): Promise<number> {
   let parsed
   try {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { 'tls-dir': { type: 'string' }, 'bundle-root': { type: 'string' }, 'wait-ms': { type: 'string' }, help: { type: 'boolean' } },
+      options: { 'tls-dir': { type: 'string' }, 'bundle-root': { type: 'string' }, 'wait-ms': { type: 'string' } },
     })
   } catch (err) {
-    io.stderr.write(`podvm-mesh hook: ${(err as Error).message}\n${USAGE}`)
-    return 2
-  }
-  if (parsed.values.help === true) {
-    io.stdout.write(USAGE)
-    return 0
+    throw new UsageError((err as Error).message)
   }
   const phase = parsed.positionals[0]
   if (phase !== 'prestart' || parsed.positionals.length !== 1) {
-    io.stderr.write(`podvm-mesh hook: expected the phase "prestart" as the one argument, got ${JSON.stringify(parsed.positionals)}\n${USAGE}`)
-    return 2
+    throw new UsageError(`expected the phase "prestart" as the one argument, got ${JSON.stringify(parsed.positionals)}`)
   }
   const waitMs = parsed.values['wait-ms'] === undefined ? HOOK_DEADLINE_MS : Number(parsed.values['wait-ms'])
   if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > 9_000) {
-    io.stderr.write(`podvm-mesh hook: --wait-ms ${parsed.values['wait-ms']}: expected an integer 0..9000 (the agent kills the hook at 10 s)\n`)
-    return 2
+    throw new UsageError(`--wait-ms ${parsed.values['wait-ms']}: expected an integer 0..9000 (the agent kills the hook at 10 s)`)
   }
   const stdin = await readAll(io.stdin ?? process.stdin)
   const line = (stream: NodeJS.WritableStream) => (text: string) => stream.write(`podvm-mesh hook: ${text}\n`)

@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
-import { main } from '../../../src/cli.js'
-import { SDS_FILES } from '../../../src/dataplane/envoy/bootstrap.js'
-import { validateMessage } from './schema.js'
+import { main } from '../../src/cli.js'
+import { SDS_FILES } from '../../src/dataplane/envoy/bootstrap.js'
+import { validateMessage } from '../dataplane/envoy/schema.js'
 
 async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
   const stdout = new PassThrough()
@@ -40,7 +40,7 @@ describe('podvm-mesh render envoy', () => {
   })
 
   it('--sds-dir with --tls-dir writes the SDS files from a Contrast tls-config directory', async () => {
-    const tls = join(import.meta.dirname, 'vectors', 'gen1')
+    const tls = join(import.meta.dirname, '..', 'dataplane', 'envoy', 'vectors', 'gen1')
     const sds = mkdtempSync(join(tmpdir(), 'render-sds-'))
     dirs.push(sds)
     const r = await run(['render', 'envoy', '--ingress', 'DISABLED', '--egress', 'w#127.0.0.2:80#w:443', '--sds-dir', sds, '--tls-dir', tls, '--envoy-admin-port', '19000'])

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, describe, it, expect } from 'vitest'
 import { main, type CommandIo } from '../../src/cli.js'
-import { checkCommand } from '../../src/config/check-command.js'
+import { checkCommand } from '../../src/cli/check.js'
 import { meshConfigFromEnv } from '../../src/config/index.js'
 
 function fakeIo(env: NodeJS.ProcessEnv = {}): CommandIo & { out: () => string; err: () => string } {

@@ -2,14 +2,11 @@
 // config (same config inputs as `check`), and optionally write the SDS secret files for
 // a Contrast-layout certificate directory, so the pair can be tried with a real Envoy.
 
-import type { Command } from '../../cli.js'
-import { CONFIG_USAGE, ConfigError, configFromArgs, formatIssue } from '../../config/index.js'
-import { isMeshError } from '../../errors.js'
-import { deriveSpec } from '../spec.js'
-import { renderBootstrap } from './bootstrap.js'
-import { readTlsDir } from '../../pki/index.js'
-import { writeSdsResources } from './sds.js'
-import { DEFAULT_ENVOY_ADMIN_PORT, DEFAULT_ENVOY_WORK_DIR } from './supervisor.js'
+import { CONFIG_USAGE, configFromArgs } from '../config/index.js'
+import { deriveSpec } from '../dataplane/index.js'
+import { DEFAULT_ENVOY_ADMIN_PORT, DEFAULT_ENVOY_WORK_DIR, renderBootstrap, writeSdsResources } from '../dataplane/envoy/index.js'
+import { readTlsDir } from '../pki/index.js'
+import { command, UsageError } from './command.js'
 
 const USAGE = `usage: podvm-mesh render envoy [config flags | --file F] [--sds-dir DIR [--tls-dir DIR]] [--envoy-admin-port N]
 
@@ -27,25 +24,19 @@ const OPTIONS = {
   'envoy-admin-port': { type: 'string' },
 } as const
 
-export const renderEnvoyCommand: Command = async (argv, io) => {
-  const fail = (msg: string): number => {
-    io.stderr.write(`podvm-mesh render envoy: ${msg}\n`)
-    return 2
-  }
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout.write(USAGE)
-    return 0
-  }
-  try {
+export const renderEnvoyCommand = command({
+  name: 'render envoy',
+  usage: USAGE,
+  run: async (argv, io) => {
     const { config, values } = configFromArgs(argv, io.env, { options: OPTIONS })
     const sdsDir = values['sds-dir'] ?? `${DEFAULT_ENVOY_WORK_DIR}/sds`
     const tlsDir = values['tls-dir']
     if (tlsDir !== undefined && values['sds-dir'] === undefined) {
-      return fail('--tls-dir needs --sds-dir (refusing to write into the default runtime directory)')
+      throw new UsageError('--tls-dir needs --sds-dir (refusing to write into the default runtime directory)')
     }
     const portText = values['envoy-admin-port']
     const adminPort = portText === undefined ? DEFAULT_ENVOY_ADMIN_PORT : Number(portText)
-    if (portText !== undefined && !/^\d+$/.test(portText)) return fail(`--envoy-admin-port ${JSON.stringify(portText)} is not a number`)
+    if (portText !== undefined && !/^\d+$/.test(portText)) throw new UsageError(`--envoy-admin-port ${JSON.stringify(portText)} is not a number`)
     const bootstrap = renderBootstrap(deriveSpec(config), { sdsDir, adminPort })
     if (tlsDir !== undefined) {
       writeSdsResources(sdsDir, (await readTlsDir(tlsDir)).material)
@@ -53,13 +44,5 @@ export const renderEnvoyCommand: Command = async (argv, io) => {
     }
     io.stdout.write(`${JSON.stringify(bootstrap, null, 2)}\n`)
     return 0
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr.write(`podvm-mesh render envoy: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}\n`)
-      for (const issue of err.issues) io.stderr.write(`${formatIssue(issue)}\n`)
-      return 2
-    }
-    if (isMeshError(err)) return fail(`${err.code}: ${err.message}`)
-    throw err
-  }
-}
+  },
+})

@@ -1,5 +1,6 @@
-// The evidence provider a command line names: the TEE's own interfaces, auto-selection
-// among them (never falling back to simulation), or simulation when asked for by name.
+// The evidence provider `--evidence KIND` names (run and coordinator): the TEE's own
+// interfaces, auto-selection among them (never falling back to simulation), or
+// simulation when asked for by name.
 
 import type { Logger } from 'pino'
 import {
@@ -9,7 +10,7 @@ import {
   SimulatedProvider,
   type EvidenceProvider,
 } from '../attestation/index.js'
-import { CoordinatorError } from './errors.js'
+import { UsageError } from './command.js'
 
 export type EvidenceKind = 'auto' | 'configfs-tsm' | 'attestation-agent' | 'simulated'
 
@@ -24,12 +25,12 @@ export async function evidenceProvider(kind: string, opts: { log: Logger; simula
     case 'simulated': {
       const hex = opts.simulatedHostData ?? ''
       if (hex !== '' && !/^[0-9a-fA-F]{64}$/.test(hex)) {
-        throw new CoordinatorError('COORDINATOR_BAD_REQUEST', '--simulated-hostdata must be hex of 32 bytes', { field: 'simulated-hostdata', value: hex })
+        throw new UsageError('--simulated-hostdata must be hex of 32 bytes', { field: 'simulated-hostdata', value: hex })
       }
       return SimulatedProvider.create({ log: opts.log, ...(hex !== '' ? { hostData: Buffer.from(hex, 'hex') } : {}) })
     }
     default:
-      throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `--evidence ${kind}: expected auto, configfs-tsm, attestation-agent or simulated`, { field: 'evidence', value: kind })
+      throw new UsageError(`--evidence ${kind}: expected auto, configfs-tsm, attestation-agent or simulated`, { field: 'evidence', value: kind })
   }
 }
 

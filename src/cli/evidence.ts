@@ -4,14 +4,8 @@
 
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import type { Command, CommandIo } from '../cli.js'
-import { isMeshError } from '../errors.js'
-import { decodeEvidenceFile, fromHex } from './encoding.js'
-import { isSnpCertTable } from './snp/cert-table.js'
-import { SNP_REPORT_BYTES } from './snp/report.js'
-import { verifySnp } from './snp/verify.js'
-import { verifyTdx } from './tdx/verify.js'
-import { claimsToJson, type VerifyReason } from './verifier.js'
+import { claimsToJson, decodeEvidenceFile, fromHex, isSnpCertTable, SNP_REPORT_BYTES, verifySnp, verifyTdx, type VerifyReason } from '../attestation/index.js'
+import { command, EXIT_NEGATIVE, EXIT_OK, UsageError, type CommandIo } from './command.js'
 
 const USAGE = `usage: podvm-mesh evidence verify (--snp-report FILE [--vcek FILE] [--chain FILE] [--cert-table FILE] | --tdx-quote FILE)
                                 [--at ISO-TIME] [--report-data HEX] [--allow-debug]
@@ -22,8 +16,6 @@ const USAGE = `usage: podvm-mesh evidence verify (--snp-report FILE [--vcek FILE
   --chain is the ASK (or ASVK) then the ARK; without it AMD's pinned chain is used.
   Exit status: 0 verified, 1 not verified, 2 unusable input.
 `
-
-class UsageError extends Error {}
 
 async function readInput(path: string, what: string): Promise<Uint8Array> {
   try {
@@ -44,7 +36,7 @@ const IGNORED_HEX_MAX = 256
 
 function print(io: CommandIo, tee: string, verified: boolean, reasons: readonly VerifyReason[], claims: unknown, ignored?: Ignored): number {
   io.stdout.write(`${JSON.stringify({ tee, verified, reasons, claims: claimsToJson(claims), ...(ignored !== undefined ? { ignored } : {}) }, null, 2)}\n`)
-  return verified ? 0 : 1
+  return verified ? EXIT_OK : EXIT_NEGATIVE
 }
 
 async function run(argv: string[], io: CommandIo): Promise<number> {
@@ -63,15 +55,10 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
         at: { type: 'string' },
         'report-data': { type: 'string' },
         'allow-debug': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
       },
     }))
   } catch (err) {
     throw new UsageError((err as Error).message)
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE)
-    return 0
   }
   const snpPath = values['snp-report']
   const tdxPath = values['tdx-quote']
@@ -116,18 +103,4 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
   return print(io, r.tee, r.verified, r.reasons, r.claims, ignored)
 }
 
-export const evidenceVerifyCommand: Command = async (argv, io) => {
-  try {
-    return await run(argv, io)
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`podvm-mesh evidence verify: ${err.message}\n${USAGE}`)
-      return 2
-    }
-    if (isMeshError(err)) {
-      io.stderr.write(`podvm-mesh evidence verify: ${err.code}: ${err.message}\n`)
-      return 2
-    }
-    throw err
-  }
-}
+export const evidenceVerifyCommand = command({ name: 'evidence verify', usage: USAGE, run })

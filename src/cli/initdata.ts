@@ -3,12 +3,18 @@
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import type { Command, CommandIo } from '../cli.js'
-import { ConfigError, INITDATA_ALGORITHMS, formatIssue, parseMeshSection, type InitdataAlgorithm } from '../config/index.js'
-import { isMeshError } from '../errors.js'
-import { PolicyError } from './errors.js'
-import { updateCoordinatorPolicies } from './coordinator-policies.js'
-import { addInitdataToManifest, CONTRAST_INJECTED, MESH_ANNOTATIONS, OWN_ANNOTATIONS, refText, RUNTIME_CLASS_PREFIX, type InitdataResult } from './manifest.js'
+import { INITDATA_ALGORITHMS, parseMeshSection, type InitdataAlgorithm } from '../config/index.js'
+import {
+  addInitdataToManifest,
+  CONTRAST_INJECTED,
+  MESH_ANNOTATIONS,
+  OWN_ANNOTATIONS,
+  refText,
+  RUNTIME_CLASS_PREFIX,
+  updateCoordinatorPolicies,
+  type InitdataResult,
+} from '../policy/index.js'
+import { command, UsageError, type CommandIo } from './command.js'
 
 const USAGE = `usage: podvm-mesh initdata MANIFEST|- --coordinator HOST:PORT --coordinator-identity HEX
                            [--coordinator-measurement HEX ...]
@@ -52,11 +58,10 @@ const OPTIONS = {
   out: { type: 'string' },
   write: { type: 'boolean' },
   json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const
 
-function usageError(argument: string, message: string): PolicyError {
-  return new PolicyError('POLICY_USAGE', message, { argument })
+function usageError(argument: string, message: string): UsageError {
+  return new UsageError(message, { argument })
 }
 
 function readInput(path: string): string {
@@ -75,10 +80,6 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
     throw usageError('argv', err instanceof Error ? err.message : String(err))
   }
   const { values, positionals } = parsed
-  if (values.help === true) {
-    io.stdout.write(USAGE)
-    return 0
-  }
   const [input, ...extra] = positionals
   if (input === undefined || extra.length > 0) throw usageError('MANIFEST', 'give exactly one manifest path (or - for stdin)')
   if (values.coordinator === undefined) throw usageError('--coordinator', '--coordinator HOST:PORT is required')
@@ -140,20 +141,4 @@ function planText(r: InitdataResult): string {
   return `${lines.join('\n')}\n`
 }
 
-export const initdataCommand: Command = async (argv, io) => {
-  try {
-    return await run(argv, io)
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr.write(`podvm-mesh initdata: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}\n`)
-      for (const issue of err.issues) io.stderr.write(`${formatIssue(issue)}\n`)
-      return 2
-    }
-    if (isMeshError(err)) {
-      io.stderr.write(`podvm-mesh initdata: ${err.message}\n`)
-      if (err instanceof PolicyError && err.code === 'POLICY_USAGE') io.stderr.write(USAGE)
-      return 2
-    }
-    throw err
-  }
-}
+export const initdataCommand = command({ name: 'initdata', usage: USAGE, run })

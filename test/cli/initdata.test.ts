@@ -24,7 +24,7 @@ function fakeIo(): CommandIo & { out: () => string; err: () => string } {
 
 const dir = mkdtempSync(join(tmpdir(), 'initdata-cmd-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-const fixture = (name: string) => new URL(`fixtures/${name}`, import.meta.url).pathname
+const fixture = (name: string) => new URL(`../policy/fixtures/${name}`, import.meta.url).pathname
 const ID = 'ab'.repeat(32)
 const PIN = ['--coordinator', 'coordinator:1313', '--coordinator-identity', ID]
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import protobuf from 'protobufjs'
-import { meshApiType } from '../../src/coordinator/index.js'
+import { meshApiType } from '../../src/meshapi/index.js'
 
 describe('meshapi wire format', () => {
   it("NewMeshCertResponse uses Contrast's field numbers (1 MeshCACert, 2 CertChain, 3 RootCACert, 4 WorkloadSecret)", () => {

@@ -18,23 +18,21 @@ import {
   type VerifyReasonCode,
 } from '../attestation/index.js'
 import { isMeshError } from '../errors.js'
-import { CoordinatorError, type CoordinatorCode } from './errors.js'
-import type { Manifest } from './manifest.js'
-import type { WireEvidence } from './mesh-api-proto.js'
+import { isMeshApiError, MeshApiError, type MeshApiCode } from './errors.js'
+import type { WireEvidence } from './proto.js'
 
-type ManifestReference = NonNullable<Manifest['referenceValues']>
-type SnpReference = NonNullable<ManifestReference['snp']>
-type TdxReference = NonNullable<ManifestReference['tdx']>
+type Hex = string
+type HexFields<T, K extends keyof T> = Omit<T, K> & { readonly [P in K]?: T[P] extends Uint8Array | undefined ? Hex : readonly Hex[] }
 
 /**
- * What evidence is checked against: the manifest's reference values, where a pod's pin
- * of its coordinator may name fewer fields (the manifest schema decides what is required).
+ * What evidence is checked against: the coordinator manifest's reference values (its
+ * schema decides what is required), or a pod's pin of its coordinator, which names fewer
+ * fields. The verifiers' policy options, with hex where they take bytes.
  */
 export interface ReferenceValues {
-  readonly snp?: Omit<SnpReference, 'measurements'> & { readonly measurements?: readonly string[] }
-  readonly tdx?: Omit<TdxReference, 'mrTd' | 'rtmr'> & {
-    readonly mrTd?: readonly string[]
-    readonly rtmr?: Partial<Record<'0' | '1' | '2' | '3', readonly string[]>>
+  readonly snp?: HexFields<SnpPolicyOptions, 'measurements'> & { readonly products?: readonly string[] }
+  readonly tdx?: HexFields<Omit<TdxPolicyOptions, 'rtmr'>, 'mrTd' | 'minimumTeeTcbSvn' | 'tdAttributes' | 'xfam' | 'mrSeam'> & {
+    readonly rtmr?: Partial<Record<'0' | '1' | '2' | '3', readonly Hex[]>>
   }
 }
 
@@ -89,10 +87,10 @@ const REFERENCE_REASONS: ReadonlySet<VerifyReasonCode> = new Set<VerifyReasonCod
 
 export function wireToEvidence(w: WireEvidence | undefined): Evidence {
   if (w === undefined || w.Raw === undefined || w.Raw.byteLength === 0) {
-    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', 'Evidence is missing', { field: 'Evidence' })
+    throw new MeshApiError('COORDINATOR_BAD_REQUEST', 'Evidence is missing', { field: 'Evidence' })
   }
   if (w.Tee !== 'snp' && w.Tee !== 'tdx' && w.Tee !== 'simulated-snp') {
-    throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `Evidence.Tee "${w.Tee}" is not snp, tdx or simulated-snp`, { field: 'Evidence.Tee', value: w.Tee })
+    throw new MeshApiError('COORDINATOR_BAD_REQUEST', `Evidence.Tee "${w.Tee}" is not snp, tdx or simulated-snp`, { field: 'Evidence.Tee', value: w.Tee })
   }
   const chain = (w.Chain ?? []).filter((c) => c.byteLength > 0).map((c) => new Uint8Array(c))
   const provider = w.Provider === 'configfs-tsm' || w.Provider === 'attestation-agent' || w.Provider === 'simulated' ? w.Provider : 'simulated'
@@ -119,15 +117,15 @@ export function evidenceToWire(e: Evidence): WireEvidence {
   }
 }
 
-function fail(code: CoordinatorCode, message: string, details: Record<string, unknown>, cause?: unknown): never {
-  throw new CoordinatorError(code, message, details, cause === undefined ? undefined : { cause })
+function fail(code: MeshApiCode, message: string, details: Record<string, unknown>, cause?: unknown): never {
+  throw new MeshApiError(code, message, details, cause === undefined ? undefined : { cause })
 }
 
 function reasonsDetail(reasons: readonly VerifyReason[]): { code: string; message: string; details: VerifyReason['details'] }[] {
   return reasons.map((r) => ({ code: r.code, message: r.message, details: r.details }))
 }
 
-/** Verifies evidence; throws a CoordinatorError naming the first failed class of check. */
+/** Verifies evidence; throws a MeshApiError naming the first failed class of check. */
 export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): CheckedEvidence {
   const expected = bindReportData(opts.publicKeyDer, opts.nonce)
   const ref = opts.referenceValues
@@ -216,8 +214,7 @@ export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): C
       measurement = r.claims.measurement
     }
   } catch (err) {
-    if (err instanceof CoordinatorError) throw err
-    if (!isMeshError(err)) throw err
+    if (isMeshApiError(err) || !isMeshError(err)) throw err
     fail('COORDINATOR_EVIDENCE_REJECTED', `evidence cannot be parsed: ${err.message}`, { reasons: [{ code: err.code, message: err.message }] }, err)
   }
   const genuine = reasons.filter((r) => !REFERENCE_REASONS.has(r.code))

@@ -3,11 +3,11 @@ import { Writable } from 'node:stream'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { evidenceVerifyCommand } from '../../src/attestation/verify-command.js'
+import { evidenceVerifyCommand } from '../../src/cli/evidence.js'
 import { main } from '../../src/cli.js'
 import { buildSnpCertTable } from '../../src/attestation/snp/cert-table.js'
 import { parseCertificates } from '../../src/attestation/encoding.js'
-import { flip, vector, vectorPath } from './vectors.js'
+import { flip, vector, vectorPath } from '../attestation/vectors.js'
 
 function fakeIo(): { io: Parameters<typeof evidenceVerifyCommand>[1]; out: () => string; err: () => string } {
   let out = ''

@@ -1,19 +1,25 @@
 // `podvm-mesh coordinator`: serve the mesh API. `podvm-mesh coordinator set-manifest`:
-// sign and send a manifest update. Exit codes: 2 unusable input, 1 refused/failed.
+// sign and send a manifest update. Exit codes: 2 unusable input or a coordinator that
+// cannot start, 1 an update the coordinator refused.
 
 import { createPrivateKey, sign as cryptoSign } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { createRootLogger } from '../agent/index.js'
-import type { CommandIo } from '../cli.js'
+import {
+  CoordinatorError,
+  DEFAULT_LEAF_LIFETIME_MS,
+  MESH_API_PORT,
+  manifestHashOf,
+  manifestUpdateMessage,
+  parseManifest,
+  startCoordinator,
+  type Manifest,
+} from '../coordinator/index.js'
 import { isMeshError } from '../errors.js'
-import { DEFAULT_LEAF_LIFETIME_MS } from './ca.js'
-import { connectMeshApi } from './client.js'
-import { CoordinatorError } from './errors.js'
+import { createRootLogger } from '../logger.js'
+import { connectMeshApi } from '../meshapi/index.js'
+import { command, EXIT_NEGATIVE, UsageError, type CommandIo } from './command.js'
 import { evidenceProvider } from './evidence-provider.js'
-import { parseManifest, type Manifest } from './manifest.js'
-import { manifestHashOf, manifestUpdateMessage } from './mesh-api.js'
-import { MESH_API_PORT, startCoordinator } from './server.js'
 
 const USAGE = `usage: podvm-mesh coordinator --state DIR [--manifest FILE] [options]
   --state DIR              persisted CA and manifest (created on first start, mode 0700)
@@ -45,8 +51,13 @@ export function parseDuration(text: string, field: string): number {
   return Math.round(value)
 }
 
-export async function coordinatorCommand(argv: string[], io: CommandIo): Promise<number> {
-  if (argv[0] === 'set-manifest') return setManifestCommand(argv.slice(1), io)
+export const coordinatorCommand = command({
+  name: 'coordinator',
+  usage: USAGE,
+  run: (argv, io) => (argv[0] === 'set-manifest' ? setManifest(argv.slice(1), io) : serve(argv)),
+})
+
+async function serve(argv: string[]): Promise<number> {
   let values
   try {
     values = parseArgs({
@@ -63,29 +74,23 @@ export async function coordinatorCommand(argv: string[], io: CommandIo): Promise
         evidence: { type: 'string' },
         'simulated-hostdata': { type: 'string' },
         'log-level': { type: 'string' },
-        help: { type: 'boolean' },
       },
       strict: true,
     }).values
   } catch (err) {
-    io.stderr.write(`podvm-mesh coordinator: ${(err as Error).message}\n${USAGE}`)
-    return 2
-  }
-  if (values.help === true) {
-    io.stdout.write(USAGE)
-    return 0
+    throw new UsageError((err as Error).message)
   }
   const log = createRootLogger({ level: values['log-level'] ?? 'info' })
   let running
   try {
-    if (values.state === undefined) throw new CoordinatorError('COORDINATOR_BAD_REQUEST', '--state is required', { field: 'state' })
+    if (values.state === undefined) throw new UsageError('--state is required', { field: 'state' })
     const curve = values.curve ?? 'P-256'
-    if (curve !== 'P-256' && curve !== 'P-384') throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `--curve ${curve}: expected P-256 or P-384`, { field: 'curve' })
+    if (curve !== 'P-256' && curve !== 'P-384') throw new UsageError(`--curve ${curve}: expected P-256 or P-384`, { field: 'curve' })
     const manifest = values.manifest === undefined ? undefined : await readManifest(values.manifest)
     const updateKeyPem = values['update-key'] === undefined ? undefined : await readFile(values['update-key'], 'utf8')
     const kind = values.evidence ?? 'auto'
     if (values['simulated-hostdata'] !== undefined && kind !== 'simulated') {
-      throw new CoordinatorError('COORDINATOR_BAD_REQUEST', '--simulated-hostdata needs --evidence simulated', { field: 'simulated-hostdata' })
+      throw new UsageError('--simulated-hostdata needs --evidence simulated', { field: 'simulated-hostdata' })
     }
     const provider = await evidenceProvider(kind, { log, simulatedHostData: values['simulated-hostdata'] })
     running = await startCoordinator({
@@ -101,9 +106,9 @@ export async function coordinatorCommand(argv: string[], io: CommandIo): Promise
       ...(values['nonce-ttl'] !== undefined ? { nonceTtlMs: parseDuration(values['nonce-ttl'], 'nonce-ttl') } : {}),
     })
   } catch (err) {
-    if (!isMeshError(err)) throw err
-    log.fatal({ err, code: err.code, details: err.details }, 'coordinator cannot start')
-    return 2
+    // Logged as well: a coordinator runs as a service, where the log is what is read.
+    if (isMeshError(err)) log.fatal({ err, code: err.code, details: err.details }, 'coordinator cannot start')
+    throw err
   }
   const r = running
   return new Promise<number>((resolve) => {
@@ -126,7 +131,7 @@ async function readManifest(path: string): Promise<Manifest> {
   return parseManifest(text, path)
 }
 
-async function setManifestCommand(argv: string[], io: CommandIo): Promise<number> {
+async function setManifest(argv: string[], io: CommandIo): Promise<number> {
   let values
   try {
     values = parseArgs({
@@ -145,8 +150,7 @@ async function setManifestCommand(argv: string[], io: CommandIo): Promise<number
     }
     if (!/^\d{1,15}$/.test(values.generation!)) throw new Error(`--generation ${values.generation}: expected a non-negative integer`)
   } catch (err) {
-    io.stderr.write(`podvm-mesh coordinator set-manifest: ${(err as Error).message}\n${USAGE}`)
-    return 2
+    throw new UsageError(`set-manifest: ${(err as Error).message}`)
   }
   try {
     const text = await readFile(values.manifest!)
@@ -164,8 +168,9 @@ async function setManifestCommand(argv: string[], io: CommandIo): Promise<number
       conn.close()
     }
   } catch (err) {
-    if (!isMeshError(err)) throw err
+    // The coordinator's no is an answer, not unusable input.
+    if (!isMeshError(err) || err.code !== 'COORDINATOR_REFUSED') throw err
     io.stderr.write(`podvm-mesh coordinator set-manifest: ${err.code}: ${err.message}\n`)
-    return 1
+    return EXIT_NEGATIVE
   }
 }

@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto'
 import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls'
 import * as grpc from '@grpc/grpc-js'
-import { CoordinatorError } from './errors.js'
+import { MeshApiError } from './errors.js'
 import {
   meshApiClientConstructor,
   REASON_METADATA_KEY,
@@ -19,7 +19,7 @@ import {
   type NewMeshCertResponse,
   type SetManifestRequest,
   type SetManifestResponse,
-} from './mesh-api-proto.js'
+} from './proto.js'
 
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000
 
@@ -41,7 +41,7 @@ export interface CallOpts {
 
 function splitAddress(address: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address)
-  if (m === null) throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `coordinator address "${address}" is not HOST:PORT`, { address })
+  if (m === null) throw new MeshApiError('COORDINATOR_BAD_REQUEST', `coordinator address "${address}" is not HOST:PORT`, { address })
   return { host: m[1] ?? m[2]!, port: Number(m[3]) }
 }
 
@@ -53,7 +53,7 @@ async function fetchServerChain(address: string, timeoutMs: number, signal?: Abo
     const fail = (cause: unknown): void => {
       signal?.removeEventListener('abort', onAbort)
       socket.destroy()
-      reject(new CoordinatorError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${address}: ${(cause as Error)?.message ?? String(cause)}`, { address }, { cause }))
+      reject(new MeshApiError('COORDINATOR_UNREACHABLE', `cannot reach the coordinator at ${address}: ${(cause as Error)?.message ?? String(cause)}`, { address }, { cause }))
     }
     // Nothing is sent over this connection; it only shows which root the server claims.
     const socket = tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: 'coordinator', timeout: timeoutMs }, () => {
@@ -77,11 +77,11 @@ async function fetchServerChain(address: string, timeoutMs: number, signal?: Abo
   })
 }
 
-function callError(err: grpc.ServiceError, address: string, method: string): CoordinatorError {
+function callError(err: grpc.ServiceError, address: string, method: string): MeshApiError {
   const reason = err.metadata?.get(REASON_METADATA_KEY)[0]
   const details = { address, method, status: grpc.status[err.code] ?? err.code, reason: reason === undefined ? undefined : String(reason) }
-  if (reason !== undefined) return new CoordinatorError('COORDINATOR_REFUSED', `${method}: ${err.details}`, details, { cause: err })
-  return new CoordinatorError('COORDINATOR_UNREACHABLE', `${method} to ${address}: ${err.details || err.message}`, details, { cause: err })
+  if (reason !== undefined) return new MeshApiError('COORDINATOR_REFUSED', `${method}: ${err.details}`, details, { cause: err })
+  return new MeshApiError('COORDINATOR_UNREACHABLE', `${method} to ${address}: ${err.details || err.message}`, details, { cause: err })
 }
 
 export async function connectMeshApi(address: string, opts: CallOpts = {}): Promise<MeshApiConnection> {
@@ -90,7 +90,7 @@ export async function connectMeshApi(address: string, opts: CallOpts = {}): Prom
   // The self-signed end of the chain; a server that sends only its leaf cannot be anchored.
   const root = chain.find((c) => c.checkIssued(c) && c.verify(c.publicKey))
   if (root === undefined) {
-    throw new CoordinatorError('COORDINATOR_UNTRUSTED', 'the coordinator sent no self-signed root with its TLS certificate', {
+    throw new MeshApiError('COORDINATOR_UNTRUSTED', 'the coordinator sent no self-signed root with its TLS certificate', {
       address,
       chain: chain.map((c) => c.subject),
     })
@@ -116,7 +116,7 @@ export async function connectMeshApi(address: string, opts: CallOpts = {}): Prom
     new Promise<Res>((resolve, reject) => {
       const signal = o.signal ?? opts.signal
       if (signal?.aborted) {
-        reject(new CoordinatorError('COORDINATOR_UNREACHABLE', `${method} aborted`, { address, method }, { cause: signal.reason }))
+        reject(new MeshApiError('COORDINATOR_UNREACHABLE', `${method} aborted`, { address, method }, { cause: signal.reason }))
         return
       }
       const deadline = new Date(Date.now() + (o.timeoutMs ?? timeoutMs))

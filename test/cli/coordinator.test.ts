@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { coordinatorCommand, parseDuration } from '../../src/coordinator/coordinator-command.js'
+import { coordinatorCommand, parseDuration } from '../../src/cli/coordinator.js'
 import { STATE_FILE } from '../../src/coordinator/index.js'
 import { thrown } from '../support.js'
-import { manifestText, startTestCoordinator, removeState, type TestCoordinator } from './harness.js'
+import { manifestText, startTestCoordinator, removeState, type TestCoordinator } from '../coordinator/harness.js'
 import { parseManifest } from '../../src/coordinator/index.js'
 
 function io() {

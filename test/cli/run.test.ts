@@ -1,0 +1,40 @@
+import { PassThrough } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { attestedSettings, coordinatorIdentityFlag, runCommand } from '../../src/cli/run.js'
+import { thrown } from '../support.js'
+import { HOST_A, HOST_COORDINATOR } from '../coordinator/harness.js'
+
+describe('--coordinator-identity', () => {
+  it.each(['', 'policy:abc', `root-ca:${'0f'.repeat(31)}`, `hostdata:${'ab'.repeat(32)}`, 'zz'.repeat(32)])('refuses %j', (text) => {
+    expect(thrown(() => coordinatorIdentityFlag(text))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field: 'coordinator-identity' } })
+  })
+})
+
+describe('attestedSettings (run flags)', () => {
+  it('is off without --coordinator', () => {
+    expect(attestedSettings({})).toBeUndefined()
+  })
+  it.each([
+    [{ evidence: 'simulated' }, 'evidence'],
+    [{ coordinator: 'c:7777' }, 'coordinator-identity'],
+    [{ coordinator: 'no-port', 'coordinator-identity': HOST_COORDINATOR }, 'coordinator'],
+    [{ coordinator: 'c:7777', 'coordinator-identity': HOST_COORDINATOR, 'simulated-hostdata': HOST_A }, 'simulated-hostdata'],
+  ])('refuses %j naming %s', (values, field) => {
+    expect(thrown(() => attestedSettings(values))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field } })
+  })
+})
+
+describe('podvm-mesh run --coordinator', () => {
+  it('refuses --coordinator without --coordinator-identity before applying anything (exit 2)', async () => {
+    const err = new PassThrough()
+    let stderr = ''
+    err.on('data', (d: Buffer) => (stderr += d.toString()))
+    const code = await runCommand(['--ingress', '', '--dataplane', 'builtin', '--log-level', 'silent', '--coordinator', '10.0.0.1:7777'], {
+      stdout: new PassThrough(),
+      stderr: err,
+      env: {},
+    })
+    expect(code).toBe(2)
+    expect(stderr).toContain('--coordinator-identity')
+  })
+})
