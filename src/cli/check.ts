@@ -1,7 +1,8 @@
 // `podvm-mesh check`: validate a mesh config (flags, --file, or env) and print it
 // normalized, so an operator can see exactly what the daemon would enforce.
 
-import { CONFIG_USAGE, configFromArgs } from '../config/index.js'
+// config/args.js, not the barrel: `check` should not load initdata handling (zlib, TOML documents).
+import { CONFIG_USAGE, configFromArgs } from '../config/args.js'
 import { command } from './command.js'
 
 const USAGE = `usage: podvm-mesh check [config flags | --file F]

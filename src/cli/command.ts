@@ -3,7 +3,8 @@
 // verified, an update refused, a daemon that failed after it started); 2 unusable
 // input — every config problem listed, or one typed error as `CODE: message`.
 
-import { isConfigError, formatIssue } from '../config/index.js'
+// config/errors.js, not the barrel: every command loads this file, `check` nothing more of config than it needs.
+import { formatIssue, isConfigError } from '../config/errors.js'
 import { isMeshError, MeshError } from '../errors.js'
 
 export interface CommandIo {

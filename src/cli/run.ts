@@ -20,11 +20,11 @@ import { CONFIG_USAGE, configFromArgs } from '../config/index.js'
 import { deriveSpec, type DataPlane } from '../dataplane/index.js'
 import { isMeshError } from '../errors.js'
 import { createRootLogger } from '../logger.js'
-import { parseCoordinatorIdentity as parseCoordinatorIdentityText, type CoordinatorIdentity } from '../meshapi/index.js'
+// Not the meshapi barrel: it loads gRPC and the verifiers, which `run` loads only with --coordinator.
+import { parseCoordinatorIdentity as parseCoordinatorIdentityText, type CoordinatorIdentity } from '../meshapi/identity.js'
 import { execRunner } from '../netfilter/index.js'
 import { DEFAULT_TLS_DIR, meshStatusWriter, TLS_FILES } from '../pki/index.js'
 import { command, type CommandIo } from './command.js'
-import { evidenceProvider } from './evidence-provider.js'
 
 const ATTESTED_OPTIONS = {
   coordinator: { type: 'string' },
@@ -106,6 +106,7 @@ async function startAttested(
   settings: NonNullable<ReturnType<typeof attestedSettings>>,
   ctx: { tlsDir: string; log: Logger; measuredConfigDigest?: Uint8Array; onDefinitiveFailure?: (reason: string) => void },
 ): Promise<AttestedRun> {
+  const { evidenceProvider } = await import('./evidence-provider.js')
   const provider = await evidenceProvider(settings.evidence, { log: ctx.log, simulatedHostData: settings.simulatedHostData })
   for (const f of Object.values(TLS_FILES)) await rm(join(ctx.tlsDir, f), { force: true })
   const { AttestedCertificates, attestedRun } = await import('../agent/attested-certs.js')

@@ -14,7 +14,8 @@
 import { createPrivateKey, createPublicKey, hkdfSync, webcrypto, X509Certificate as NodeX509 } from 'node:crypto'
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
-import { createAuthority, createMeshAuthority, issueLeaf, type Authority, type Curve } from '../pki/index.js'
+import type { Curve } from '../pki/index.js'
+import { createAuthority, createMeshAuthority, issueLeaf, type Authority } from '../pki/issuing.js'
 import { CoordinatorError } from './errors.js'
 
 const crypto = webcrypto as unknown as Crypto

@@ -19,12 +19,11 @@ export {
 export { checkEvidence, evidenceToWire, wireToEvidence, type CheckedEvidence, type EvidenceCheckOptions, type ReferenceValues } from './evidence.js'
 export {
   checkMeshCertAnswer,
-  parseCoordinatorIdentity,
   requireMeasurementPin,
   verifyCoordinator,
   type ChallengeSeen,
-  type CoordinatorIdentity,
   type CoordinatorPin,
   type VerifiedCoordinator,
 } from './pin.js'
+export { parseCoordinatorIdentity, type CoordinatorIdentity } from './identity.js'
 export { connectMeshApi, DEFAULT_CALL_TIMEOUT_MS, type CallOpts, type MeshApiConnection } from './client.js'

@@ -9,19 +9,12 @@ import { isIP } from 'node:net'
 // metadata API; the polyfill must load before the library.
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
+import { generateKeyPair, type Curve } from './keys.js'
 
 const crypto = webcrypto as unknown as Crypto
 x509.cryptoProvider.set(crypto)
 
-export type Curve = 'P-256' | 'P-384'
-
 const HASH: Record<Curve, string> = { 'P-256': 'SHA-256', 'P-384': 'SHA-384' }
-
-export interface KeyPairPem {
-  readonly keys: CryptoKeyPair
-  /** PKCS#8 PEM (`PRIVATE KEY`), as Contrast writes key.pem. */
-  readonly privateKeyPem: string
-}
 
 export interface Authority {
   readonly certificate: x509.X509Certificate
@@ -33,15 +26,6 @@ export interface Authority {
 export interface IssuedLeaf {
   readonly certificatePem: string
   readonly notAfter: Date
-}
-
-export async function generateKeyPair(curve: Curve = 'P-256'): Promise<KeyPairPem> {
-  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: curve }, true, [
-    'sign',
-    'verify',
-  ])) as CryptoKeyPair
-  const pkcs8 = await crypto.subtle.exportKey('pkcs8', keys.privateKey)
-  return { keys, privateKeyPem: `${x509.PemConverter.encode(pkcs8, 'PRIVATE KEY').trimEnd()}\n` }
 }
 
 // Newline-terminated, so that PEM files can be concatenated into chains and bundles.

@@ -1,3 +1,5 @@
+// The PKI every process needs: the certificate directory (Contrast's layout), checks of
+// TLS material, key pairs.
 export { PkiError } from './errors.js'
 export type { PkiCode } from './errors.js'
 export {
@@ -13,5 +15,7 @@ export {
 export type { TlsDirWatcher, TlsMaterial, TlsMaterialInfo } from './store.js'
 export { MESH_STATUS_FILE, meshStatusPath, meshStatusWriter, parseMeshStatus, readMeshStatusSync, renderMeshStatus } from './mesh-status.js'
 export type { MeshStatus, MeshStatusWriter } from './mesh-status.js'
-export { createAuthority, createMeshAuthority, generateKeyPair, issueLeaf, sanEntries, toNodeCertificate } from './certificates.js'
-export type { Authority, AuthorityOptions, Curve, IssuedLeaf, KeyPairPem, LeafOptions } from './certificates.js'
+export { generateKeyPair } from './keys.js'
+export type { Curve, KeyPairPem } from './keys.js'
+// Building certificates (CAs, leaves) is './issuing.js': it loads @peculiar/x509, which
+// only the coordinator, the demo and tests need.

@@ -7,7 +7,8 @@ import { MeshDaemon, type DaemonState } from '../../src/agent/daemon.js'
 import { meshConfigFromStrings } from '../../src/config/index.js'
 import type { DataPlane, DataPlaneState, TlsMaterial } from '../../src/dataplane/index.js'
 import type { Runner } from '../../src/netfilter/index.js'
-import { createAuthority, generateKeyPair, issueLeaf, writeTlsDir } from '../../src/pki/index.js'
+import { generateKeyPair, writeTlsDir } from '../../src/pki/index.js'
+import { createAuthority, issueLeaf } from '../../src/pki/issuing.js'
 import { logSink, rejected } from '../support.js'
 
 /** Records every command and every data-plane call in one timeline. */

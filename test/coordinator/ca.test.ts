@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { CoordinatorCa, backdateMs } from '../../src/coordinator/index.js'
-import { generateKeyPair, splitPemCertificates, toNodeCertificate } from '../../src/pki/index.js'
+import { generateKeyPair, splitPemCertificates } from '../../src/pki/index.js'
+import { toNodeCertificate } from '../../src/pki/issuing.js'
 
 const NOW = Date.UTC(2026, 10, 22, 12)
 

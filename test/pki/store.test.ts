@@ -3,16 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  checkTlsMaterial,
-  createAuthority,
-  generateKeyPair,
-  issueLeaf,
-  readTlsDir,
-  watchTlsDir,
-  writeTlsDir,
-  type Authority,
-} from '../../src/pki/index.js'
+import { checkTlsMaterial, generateKeyPair, readTlsDir, watchTlsDir, writeTlsDir } from '../../src/pki/index.js'
+import { createAuthority, issueLeaf, type Authority } from '../../src/pki/issuing.js'
 import { logSink, rejected, thrown } from '../support.js'
 
 let root: Authority
