@@ -6,14 +6,13 @@
 import { readFileSync } from 'node:fs'
 import {
   digestForField,
-  findInitdataBlockDevice,
   initdataDigest,
   meshSectionFromInitdata,
   parseInitdataToml,
-  readInitdataBlockDevice,
   type MeshConfig,
 } from '../config/index.js'
 import { AgentError } from './errors.js'
+import { findInitdataBlockDevice, readInitdataBlockDevice } from './initdata-device.js'
 
 export interface MeasuredConfig {
   readonly source: string

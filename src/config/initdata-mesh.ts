@@ -7,7 +7,7 @@
 
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
 import { parseHost, splitHostPort, hostText } from './address.js'
-import { ConfigError, configInvalid, type ConfigIssue } from './errors.js'
+import { configInvalid, isConfigError, type ConfigIssue } from './errors.js'
 import type { InitdataDocument } from './initdata.js'
 import { InitdataError } from './initdata-errors.js'
 import { meshConfigFromText } from './parse.js'
@@ -176,7 +176,7 @@ export function parseMeshSection(text: string): MeshSection {
   try {
     config = meshConfigFromText(stringifyToml(meshPart), 'toml')
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
+    if (!isConfigError(err)) throw err
     issues.push(...err.issues.map(resourced))
   }
   if (issues.length > 0 || config === undefined || coordinator === undefined) throw configInvalid(issues, { file: SOURCE })

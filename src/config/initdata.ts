@@ -6,8 +6,6 @@
 // re-serialized.
 
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { closeSync, openSync, readdirSync, readSync } from 'node:fs'
-import { join } from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { InitdataError } from './initdata-errors.js'
@@ -117,7 +115,7 @@ function gunzipBounded(body: Uint8Array, where: string): Uint8Array {
  * announced length (sector padding) are ignored.
  */
 export function initdataFromBlock(block: Uint8Array): InitdataDocument {
-  const length = blockBodyLength(block)
+  const length = initdataBlockBodyLength(block)
   if (block.length < INITDATA_HEADER_BYTES + length) {
     throw new InitdataError('INITDATA_TRUNCATED', `initdata body needs ${length} B after the header, have ${block.length - INITDATA_HEADER_BYTES}`, {
       field: 'body',
@@ -130,7 +128,7 @@ export function initdataFromBlock(block: Uint8Array): InitdataDocument {
 }
 
 /** Checks the header and returns the announced body length. */
-function blockBodyLength(block: Uint8Array): number {
+export function initdataBlockBodyLength(block: Uint8Array): number {
   const need = (n: number, field: string, offset: number) => {
     if (block.length < offset + n) {
       throw new InitdataError('INITDATA_TRUNCATED', `initdata ${field} at ${offset} needs ${n} B, have ${Math.max(0, block.length - offset)}`, {
@@ -157,57 +155,6 @@ function blockBodyLength(block: Uint8Array): number {
     })
   }
   return Number(length)
-}
-
-/** Reads the block device (or an image of it) without reading more than the header announces. */
-export function readInitdataBlockDevice(path: string): InitdataDocument {
-  const fd = openSync(path, 'r')
-  try {
-    const header = Buffer.alloc(INITDATA_HEADER_BYTES)
-    const got = readSync(fd, header, 0, INITDATA_HEADER_BYTES, 0)
-    const length = blockBodyLength(header.subarray(0, got))
-    const block = Buffer.alloc(INITDATA_HEADER_BYTES + length)
-    header.copy(block)
-    let have = INITDATA_HEADER_BYTES
-    while (have < block.length) {
-      const n = readSync(fd, block, have, block.length - have, have)
-      if (n === 0) break
-      have += n
-    }
-    return initdataFromBlock(block.subarray(0, have))
-  } finally {
-    closeSync(fd)
-  }
-}
-
-/** Whole virtio/SCSI disks, where the Kata runtime attaches the initdata device. */
-const DISK_NAME = /^(?:vd|sd)[a-z]+$/
-
-/**
- * The first whole disk under `devDir` that starts with the `initdata` magic, in name
- * order; undefined when none does. Unreadable devices are passed over.
- */
-export function findInitdataBlockDevice(devDir = '/dev'): string | undefined {
-  let names: string[]
-  try {
-    names = readdirSync(devDir).filter((n) => DISK_NAME.test(n)).sort()
-  } catch {
-    return undefined
-  }
-  for (const name of names) {
-    const path = join(devDir, name)
-    let fd: number | undefined
-    try {
-      fd = openSync(path, 'r')
-      const magic = Buffer.alloc(8)
-      if (readSync(fd, magic, 0, 8, 0) === 8 && magic.toString('latin1') === INITDATA_MAGIC) return path
-    } catch {
-      // Not readable (or gone): not ours.
-    } finally {
-      if (fd !== undefined) closeSync(fd)
-    }
-  }
-  return undefined
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/

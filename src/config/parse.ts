@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
-import { ConfigError, configInvalid, type ConfigIssue } from './errors.js'
+import { configInvalid, isConfigError, type ConfigIssue } from './errors.js'
 import { rawFromFileText, type FileFormat } from './file-schema.js'
 import type { IssueSink, RawMeshConfig, RawTransparentEgress } from './raw.js'
 import { allowListFromString, egressFromString, ingressFromString, parseBoolean } from './strings.js'
@@ -181,7 +181,7 @@ export function meshConfigFromFile(path: string): MeshConfig {
     return meshConfigFromText(text, format)
   } catch (err) {
     // Re-raise with the file name in the message and details; issues stay as they are.
-    if (err instanceof ConfigError) throw configInvalid(err.issues, { file: path })
+    if (isConfigError(err)) throw configInvalid(err.issues, { file: path })
     throw err
   }
 }

@@ -6,7 +6,7 @@
 
 import { parseAllDocuments, type Document } from 'yaml'
 import {
-  ConfigError,
+  isConfigError,
   INITDATA_ANNOTATION,
   MESH_INITDATA_KEY,
   digestForField,
@@ -501,7 +501,7 @@ function processTemplate(doc: Document.Parsed, ref: ResourceRef, ctx: TemplateCo
     section = renderMeshSection({ config, coordinator: options.coordinator, workload: { sans, workloadSecretId } })
     parseMeshSection(section) // the measured text must be what the daemon accepts
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
+    if (!isConfigError(err)) throw err
     issues.push(...err.issues)
   }
   const podCheck = podSpecIssues(at(doc.toJS(), [...ctx.templatePath, 'spec']))

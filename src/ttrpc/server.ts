@@ -8,6 +8,7 @@ import fs from 'node:fs/promises'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import { isMeshError } from '../errors.js'
 import { GrpcCode, TtrpcError } from './errors.js'
 import { encodeFrame, FrameDecoder, FrameType, type Frame } from './frame.js'
 import { decodeRequest, encodeResponse, type Request, type Status } from './messages.js'
@@ -319,7 +320,7 @@ class Connection {
 }
 
 function toStatus(err: unknown): Status {
-  if (err instanceof TtrpcError) {
+  if (isMeshError(err)) {
     if (err.code === 'TTRPC_STATUS' && typeof err.details.grpcCode === 'number') {
       return { code: err.details.grpcCode, message: typeof err.details.grpcMessage === 'string' ? err.details.grpcMessage : err.message, details: [] }
     }

@@ -12,12 +12,10 @@ import {
   digestForField,
   encodeInitdataAnnotation,
   encodeInitdataBlock,
-  findInitdataBlockDevice,
   initdataDigest,
   initdataFromAnnotation,
   initdataFromBlock,
   parseInitdataToml,
-  readInitdataBlockDevice,
   renderInitdataToml,
 } from '../../src/config/index.js'
 import { thrown } from '../support.js'
@@ -162,43 +160,6 @@ describe('block device form', () => {
     expect(thrown(() => initdataFromBlock(block(Buffer.from(DOC))))).toMatchObject({ code: 'INITDATA_BAD_GZIP' })
   })
 
-  it('readInitdataBlockDevice reads a device image', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'initdata-'))
-    try {
-      const path = join(dir, 'vdb')
-      writeFileSync(path, Buffer.concat([block(gzipSync(DOC)), Buffer.alloc(4096)]))
-      expect(readInitdataBlockDevice(path).data['aa.toml']).toBe('[token_configs]\n')
-      writeFileSync(path, block(gzipSync(DOC)).subarray(0, 30))
-      expect(thrown(() => readInitdataBlockDevice(path))).toMatchObject({ code: 'INITDATA_TRUNCATED', details: { field: 'body' } })
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
-})
-
-describe('findInitdataBlockDevice', () => {
-  it('finds the first whole disk with the magic, ignoring partitions, other names and empty disks', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'initdata-dev-'))
-    try {
-      writeFileSync(join(dir, 'vda'), Buffer.alloc(1024))
-      writeFileSync(join(dir, 'vdb1'), block(gzipSync(DOC)))
-      writeFileSync(join(dir, 'loop0'), block(gzipSync(DOC)))
-      writeFileSync(join(dir, 'vdc'), Buffer.from('init'))
-      expect(findInitdataBlockDevice(dir)).toBeUndefined()
-      writeFileSync(join(dir, 'vdd'), block(gzipSync(DOC)))
-      writeFileSync(join(dir, 'sdb'), block(gzipSync(DOC)))
-      expect(findInitdataBlockDevice(dir)).toBe(join(dir, 'sdb'))
-      rmSync(join(dir, 'sdb'))
-      expect(findInitdataBlockDevice(dir)).toBe(join(dir, 'vdd'))
-      expect(readInitdataBlockDevice(join(dir, 'vdd')).algorithm).toBe('sha384')
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
-
-  it('a missing directory gives undefined', () => {
-    expect(findInitdataBlockDevice(join(tmpdir(), 'no-such-dev-dir-podvm'))).toBeUndefined()
-  })
 })
 
 describe('annotation form', () => {

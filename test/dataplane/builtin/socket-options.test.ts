@@ -30,7 +30,7 @@ describe('setTransparent', () => {
 })
 
 describe('createMarkedSocket', () => {
-  it.runIf(!isRoot)('fails with EPERM without CAP_NET_ADMIN', () => {
+  it.runIf(!isRoot)('as non-root only (root has the capability): fails with EPERM without CAP_NET_ADMIN', () => {
     expect(thrown(() => createMarkedSocket(4, MESH_SOCKET_MARK))).toMatchObject({
       code: 'DATAPLANE_SOCKOPT',
       details: { option: 'SO_MARK', errno: 'EPERM' },
