@@ -107,7 +107,7 @@ async function serve(argv: string[]): Promise<number> {
     })
   } catch (err) {
     // Logged as well: a coordinator runs as a service, where the log is what is read.
-    if (isMeshError(err)) log.fatal({ err, code: err.code, details: err.details }, 'coordinator cannot start')
+    if (isMeshError(err) && err.code !== 'CLI_USAGE') log.fatal({ err, code: err.code, details: err.details }, 'coordinator cannot start')
     throw err
   }
   const r = running
