@@ -24,7 +24,8 @@ export const CONFIG_OPTIONS = {
 export const CONFIG_USAGE = `config (flags, or --file, or else the environment):
   --ingress S             ingress exceptions: name#port#true|false joined by ##, or DISABLED
   --egress S              egress: name#127.x.y.z:port#host:port joined by ##
-  --admin-port N          admin/health port, exposed on all addresses
+  --admin-port N          admin/health port on all addresses, reached through the mesh (mTLS)
+                          unless an ingress entry names it (admin#N#true: plaintext)
   --transparent-egress    capture all outbound TCP into mTLS
   --allow-plaintext LIST  CIDR[,CIDR:port,[v6CIDR]:port...] left plaintext (repeatable)
   --egress-mesh-ca-only N[,N...]  these egress entries accept any mesh member (no name check)

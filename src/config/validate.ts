@@ -26,8 +26,6 @@ import {
 } from './types.js'
 
 const MAX_PORT = 65535
-/** Egress names end up as Envoy listener/cluster/stat names and log fields. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 
 /** What Contrast does with a port number it accepts syntactically but that is not 1..65535. */
 type ContrastPortFate = (n: bigint) => string
@@ -101,15 +99,14 @@ class Checker {
     return Number(n) as Port
   }
 
+  /**
+   * Egress names are any non-empty text, as in Contrast, and may repeat; where a name
+   * becomes an identifier (listener, Envoy resource and stat names, metric labels) the
+   * data-plane spec makes a safe and unique one from it.
+   */
   name(field: RawField<string>): string | undefined {
-    if (!NAME.test(field.value)) {
-      this.add(
-        field.at,
-        'INVALID_NAME',
-        field.value === ''
-          ? 'name is empty'
-          : `name "${field.value}" must be 1..63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`,
-      )
+    if (field.value === '') {
+      this.add(field.at, 'INVALID_NAME', 'name is empty')
       return undefined
     }
     return field.value
@@ -184,16 +181,11 @@ interface SortableEgress {
 
 function egressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | undefined): EgressRule[] {
   const out: SortableEgress[] = []
-  const names = new Map<string, number | undefined>()
   const listens = new Map<string, number | undefined>()
   const caOnly = new Map((raw.egressMeshCaOnly ?? []).map((f) => [f.value, f] as const))
+  const caOnlyUsed = new Set<string>()
   for (const e of raw.egress) {
     const name = c.name(e.name)
-    if (name !== undefined) {
-      if (names.has(name)) {
-        c.add(e.name.at, 'DUPLICATE_EGRESS_NAME', `egress name "${name}" is used twice (first: entry ${names.get(name)})`)
-      } else names.set(name, e.at.index)
-    }
 
     let listen: { address: string; ip: IpAddress; port: Port } | undefined
     const ls = splitHostPort(e.listen.value)
@@ -245,14 +237,14 @@ function egressRules(c: Checker, raw: RawMeshConfig, adminCfg: AdminConfig | und
     }
 
     const byList = name !== undefined && caOnly.has(name)
-    if (byList) caOnly.delete(name)
+    if (byList) caOnlyUsed.add(name)
     if (name !== undefined && listen !== undefined && remote !== undefined) {
       const rule: EgressRule = { name, listen: { address: listen.address, port: listen.port }, remote }
       out.push({ rule: byList || e.meshCaOnly?.value === true ? { ...rule, meshCaOnly: true } : rule, ip: listen.ip })
     }
   }
   for (const [n, f] of caOnly) {
-    c.add(f.at, 'UNKNOWN_EGRESS_NAME', `"${n}" names no egress entry`)
+    if (!caOnlyUsed.has(n)) c.add(f.at, 'UNKNOWN_EGRESS_NAME', `"${n}" names no egress entry`)
   }
   return out.sort((a, b) => compareIp(a.ip, b.ip) || a.rule.listen.port - b.rule.listen.port).map((s) => s.rule)
 }

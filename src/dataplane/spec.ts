@@ -86,6 +86,19 @@ export const DEFAULT_TIMEOUTS: TimeoutsSpec = {
   drainMs: 5_000,
 }
 
+/**
+ * Egress entry names are free text (as in Contrast) and may repeat; a listener's name
+ * is an identifier (Envoy resource and stat names, metric labels, log fields): safe
+ * characters only, unique, and recognisably the entry's name.
+ */
+function listenerName(name: string, taken: Set<string>): string {
+  const safe = name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 60) || '_'
+  let candidate = safe
+  for (let n = 2; taken.has(candidate); n++) candidate = `${safe}-${n}`
+  taken.add(candidate)
+  return candidate
+}
+
 export function deriveSpec(config: MeshConfig, timeouts: TimeoutsSpec = DEFAULT_TIMEOUTS): DataPlaneSpec {
   // An exposed admin port is reached through the mesh like any other port, so the data
   // plane must forward to it; the loopback-only default is never a destination.
@@ -106,10 +119,11 @@ export function deriveSpec(config: MeshConfig, timeouts: TimeoutsSpec = DEFAULT_
   if (config.transparentEgress.enabled) {
     listeners.push({ kind: 'egress-capture', name: 'egress-capture', port: MESH_PORTS.egressCapture, loopGuardPorts: guard })
   }
+  const taken = new Set(listeners.map((l) => l.name))
   for (const rule of config.egress) {
     listeners.push({
       kind: 'egress',
-      name: rule.name,
+      name: listenerName(rule.name, taken),
       address: rule.listen.address,
       port: rule.listen.port,
       upstream: { host: rule.remote.absolute === true ? `${rule.remote.host}.` : rule.remote.host, port: rule.remote.port },

@@ -60,7 +60,6 @@ const MALFORMED: [string, NodeJS.ProcessEnv, Expected][] = [
   ['remote port 99999', { [CE]: 'a#127.0.0.1:80#b:99999' }, { source: CE, entry: 'a#127.0.0.1:80#b:99999', index: 0, reason: 'PORT_OUT_OF_RANGE' }],
   ['listen port by name', { [CE]: 'a#127.0.0.1:http#b:80' }, { source: CE, entry: 'a#127.0.0.1:http#b:80', index: 0, reason: 'PORT_NOT_NUMERIC' }],
   ['duplicate listen', { [CE]: 'a#127.0.0.2:80#b:80##c#127.0.0.2:80#d:80' }, { source: CE, entry: 'c#127.0.0.2:80#d:80', index: 1, reason: 'DUPLICATE_LISTEN' }],
-  ['duplicate egress name', { [CE]: 'a#127.0.0.1:80#b:80##a#127.0.0.2:80#c:80' }, { source: CE, entry: 'a#127.0.0.2:80#c:80', index: 1, reason: 'DUPLICATE_EGRESS_NAME' }],
   ['listen on a mesh port', { [CE]: 'a#127.0.0.9:15001#b:80' }, { source: CE, entry: 'a#127.0.0.9:15001#b:80', index: 0, reason: 'LISTEN_PORT_RESERVED' }],
   ['listen on loopback admin', { [CE]: 'a#127.0.0.1:15020#b:80' }, { source: CE, entry: 'a#127.0.0.1:15020#b:80', index: 0, reason: 'LISTEN_PORT_RESERVED' }],
   ['listen on exposed admin port', { [CE]: 'a#127.0.0.5:9901#b:80', [CA]: '9901' }, { source: CE, entry: 'a#127.0.0.5:9901#b:80', index: 0, reason: 'LISTEN_PORT_RESERVED' }],
@@ -261,6 +260,13 @@ describe('meshConfigFromEnv accepts', () => {
     expect(text).toContain('meshCaOnly = true')
     expect(parseMeshSection(text).config).toEqual(c)
     expect(meshConfigFromText('[[egress]]\nname = "v"\nlisten = "127.0.0.1:1"\nremote = "v:1"\nmeshCaOnly = true\n', 'toml').egress[0]?.meshCaOnly).toBe(true)
+  })
+
+  it('egress names are free text and may repeat; the data plane gets safe, unique listener names', async () => {
+    const c = meshConfigFromEnv({ [CE]: 'my db#127.0.0.1:80#b:80##my db#127.0.0.2:80#c:80##ingress#127.0.0.3:80#d:80##a"b{c}#127.0.0.4:80#e:80' })
+    const { deriveSpec } = await import('../../src/dataplane/spec.js')
+    expect(deriveSpec(c).listeners.map((l) => l.name)).toEqual(['ingress', 'ingress-no-client-auth', 'my_db', 'my_db-2', 'ingress-2', 'a_b_c_'])
+    expect(issuesOf({ [CE]: '#127.0.0.1:80#b:80' })).toMatchObject([{ reason: 'INVALID_NAME' }])
   })
 
   it('reads flags as Go booleans and ports as Go integers, as Contrast does', () => {

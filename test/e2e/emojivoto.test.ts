@@ -38,12 +38,26 @@ const planes = [
   { kind: 'envoy', prefix: 'pmemv', subnet: 87, skip: envoy.skip },
 ] as const
 
-/** The daemon's config file: the measured mesh section without the pin and the identity (no coordinator here). */
-function configFile(r: InitdataResult): string {
+/**
+ * The daemon's config file: the measured mesh section without the pin and the identity
+ * (no coordinator here), plus `extra` top-level tables.
+ */
+function configFile(r: InitdataResult, extra: Record<string, unknown> = {}): string {
   const section = parseToml(parseInitdataToml(r.toml).data[MESH_INITDATA_KEY] as string) as Record<string, unknown>
   delete section['coordinator']
   delete section['workload']
-  return stringifyToml(section)
+  return stringifyToml({ ...section, ...extra })
+}
+
+/**
+ * Contrast's e2e turns on the admin interface (9901) of its mesh pods, and its tooling
+ * appends `##admin#9901#true`: emoji gets both (plaintext, as in Contrast); voting gets
+ * the admin port alone, which is then reached through the mesh like any other port.
+ */
+const ADMIN = 9901
+const EXTRA: Readonly<Record<string, Record<string, unknown>>> = {
+  emoji: { admin: { port: ADMIN }, ingress: { ports: [{ name: 'admin', port: ADMIN, mode: 'passthrough' }] } },
+  voting: { admin: { port: ADMIN } },
 }
 
 for (const plane of planes) {
@@ -79,7 +93,7 @@ for (const plane of planes) {
         const result = results[deployment] as InitdataResult
         await lab.pki.issue(node, [...result.sans, lab.node(node).ipv4])
         const file = join(lab.workDir, `${node}.toml`)
-        writeFileSync(file, configFile(result))
+        writeFileSync(file, configFile(result, EXTRA[node]))
         daemons[node] = lab.startDaemon(node, ['--file', file, '--tls-dir', lab.pki.tlsDir(node), ...dataplaneArgs(node)])
       }
       apps['emoji'] = await lab.startApp('emoji', { ports: [8080, 8801] })
@@ -141,6 +155,37 @@ for (const plane of planes) {
       await settle()
       expect(apps['emoji']?.sawMarker(secret)).toBe(true)
       expect(apps['emoji']?.sawMarker(control)).toBe(false)
+    })
+
+    /** GET /stats/prometheus on `target`:9901 from vote-bot, plain HTTP or HTTPS with vote-bot's mesh certificate. */
+    const scrape = async (target: string, tls: boolean): Promise<{ status?: number; error?: string; body?: string }> => {
+      const dir = lab.pki.tlsDir('vbot')
+      const script = `
+        const mod = require(${JSON.stringify(tls ? 'node:https' : 'node:http')})
+        const fs = require('node:fs')
+        const opts = { host: ${JSON.stringify(lab.node(target).ipv4)}, port: ${ADMIN}, path: '/stats/prometheus', timeout: 2500,
+          ${tls ? `cert: fs.readFileSync(${JSON.stringify(join(dir, 'certChain.pem'))}), key: fs.readFileSync(${JSON.stringify(join(dir, 'key.pem'))}), ca: fs.readFileSync(${JSON.stringify(join(dir, 'mesh-ca.pem'))}), servername: ${JSON.stringify(`${target}-svc`)},` : ''} }
+        const req = mod.get(opts, (res) => { let body = ''; res.on('data', (d) => (body += d)); res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, body }))) })
+        req.on('timeout', () => req.destroy(new Error('timeout')))
+        req.on('error', (e) => console.log(JSON.stringify({ error: e.code ?? e.message })))`
+      const r = await lab.topology.exec('vbot', process.execPath, ['-e', script], { timeoutMs: 10_000 })
+      return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { status?: number; error?: string; body?: string }
+    }
+
+    it('the admin port with ##admin#9901#true (as Contrast writes it) answers in plaintext, /stats/prometheus included', async () => {
+      const r = await scrape('emoji', false)
+      expect(r.status).toBe(200)
+      expect(r.body).toMatch(/^podvm_mesh_ready 1$/m)
+    })
+
+    it('the admin port without such an entry is reached through the mesh only: mTLS answers, plaintext does not', async () => {
+      const plain = await scrape('voting', false)
+      expect(plain.status).toBeUndefined()
+      expect(plain.error).toBeDefined()
+      const viaMesh = await scrape('voting', true)
+      expect(viaMesh.error).toBeUndefined()
+      expect(viaMesh.status).toBe(200)
+      expect(viaMesh.body).toMatch(/^podvm_mesh_ready 1$/m)
     })
 
     it("with Contrast's certificate names only (workload and pod IP), secure naming refuses web -> emoji-svc", async () => {
