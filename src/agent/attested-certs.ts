@@ -175,7 +175,7 @@ export async function writeWorkloadSecret(tlsDir: string, secret: Uint8Array): P
   const dir = join(dirname(tlsDir), 'secrets')
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const path = join(dir, WORKLOAD_SECRET_FILE)
-  await writeFileAtomic(path, Buffer.from(secret).toString('hex'), 0o400)
+  writeFileAtomic(path, Buffer.from(secret).toString('hex'), 0o400)
   return path
 }
 

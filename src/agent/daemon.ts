@@ -21,6 +21,7 @@ import type { DataPlane } from '../dataplane/index.js'
 import type { Ruleset, Runner } from '../netfilter/index.js'
 import { applyRuleset, renderBaseline, renderFinal } from '../netfilter/index.js'
 import { readTlsDir, watchTlsDir, type TlsDirWatcher, type TlsMaterialInfo } from '../pki/index.js'
+import { sleep } from '../timers.js'
 import { AgentError } from './errors.js'
 
 export type DaemonState = 'created' | 'baseline' | 'waiting-certificates' | 'ready' | 'draining' | 'stopped' | 'failed'
@@ -151,19 +152,8 @@ export class MeshDaemon {
           lastCode = code
         }
       }
-      await new Promise<void>((resolve) => {
-        // One listener per wait, removed again when the timer fires: a long wait must
-        // not pile listeners onto the daemon's signal.
-        const onAbort = (): void => {
-          clearTimeout(t)
-          resolve()
-        }
-        const t = setTimeout(() => {
-          signal.removeEventListener('abort', onAbort)
-          resolve()
-        }, delay)
-        signal.addEventListener('abort', onAbort, { once: true })
-      })
+      // Leaves no listener on the daemon's long-lived signal (timers.ts).
+      await sleep(delay, signal)
       delay = Math.min(delay * 2, max)
     }
   }

@@ -91,7 +91,7 @@ export async function saveState(dir: string, state: CoordinatorState): Promise<v
     manifestGeneration: state.manifestGeneration,
     ...(state.updateKeyPem !== undefined ? { updateKeyPem: state.updateKeyPem } : {}),
   }
-  await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(doc, null, 1)}\n`, 0o600)
+  writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(doc, null, 1)}\n`, 0o600)
   // The rename is durable only once the directory entry is.
   const d = await open(dir, 'r')
   try {

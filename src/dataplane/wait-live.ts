@@ -2,6 +2,7 @@
 // process (Envoy) is itself polled, so an event would buy little here.
 
 import type { DataPlane } from './dataplane.js'
+import { sleep } from '../timers.js'
 import { DataPlaneError } from './errors.js'
 
 export async function pollUntilLive(dp: Pick<DataPlane, 'live' | 'state'>, signal?: AbortSignal, pollMs = 25): Promise<void> {
@@ -11,14 +12,6 @@ export async function pollUntilLive(dp: Pick<DataPlane, 'live' | 'state'>, signa
     if (dp.state === 'draining' || dp.state === 'closed') {
       throw new DataPlaneError('DATAPLANE_STATE', `data plane ${dp.state} before it became live`, { state: dp.state })
     }
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', done)
-        resolve()
-      }
-      const timer = setTimeout(done, pollMs)
-      signal?.addEventListener('abort', done, { once: true })
-    })
+    await sleep(pollMs, signal)
   }
 }

@@ -9,9 +9,9 @@ export {
   readTlsDir,
   splitPemCertificates,
   watchTlsDir,
-  writeFileAtomic,
   writeTlsDir,
 } from './store.js'
+export { writeFileAtomic } from './atomic-file.js'
 export type { TlsDirWatcher, TlsMaterial, TlsMaterialInfo } from './store.js'
 export { MESH_STATUS_FILE, meshStatusPath, meshStatusWriter, parseMeshStatus, readMeshStatusSync, renderMeshStatus } from './mesh-status.js'
 export type { MeshStatus, MeshStatusWriter } from './mesh-status.js'

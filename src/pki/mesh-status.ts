@@ -16,7 +16,7 @@ import { mkdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import { PkiError } from './errors.js'
-import { writeFileAtomic } from './store.js'
+import { writeFileAtomic } from './atomic-file.js'
 
 export const MESH_STATUS_FILE = 'mesh-status'
 
@@ -86,7 +86,7 @@ export function meshStatusWriter(tlsDir: string, log: Logger): MeshStatusWriter 
         if (line === last) return
         try {
           await mkdir(dirname(path), { recursive: true, mode: 0o755 })
-          await writeFileAtomic(path, line, 0o644)
+          writeFileAtomic(path, line, 0o644)
           last = line
           l.info({ status: line.trim() }, 'mesh status written')
         } catch (err) {

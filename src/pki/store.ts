@@ -4,9 +4,10 @@
 
 import { X509Certificate, createHash, createPrivateKey, createPublicKey } from 'node:crypto'
 import { watch } from 'node:fs'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
+import { writeFileAtomic } from './atomic-file.js'
 import { PkiError } from './errors.js'
 
 export const TLS_FILES = {
@@ -119,26 +120,6 @@ export async function readTlsDir(dir: string): Promise<{ material: TlsMaterial; 
 }
 
 /**
- * Writes one file so that a reader sees either the old or the new content: write a
- * temporary file in the same directory, fsync it, rename it over the target.
- */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2)}`
-  const fh = await open(tmp, 'w', mode)
-  try {
-    await fh.writeFile(data)
-    await fh.chmod(mode)
-    await fh.sync()
-  } catch (err) {
-    await fh.close()
-    await rm(tmp, { force: true })
-    throw err
-  }
-  await fh.close()
-  await rename(tmp, path)
-}
-
-/**
  * Writes a full set in Contrast's layout. The key goes last-but-one and the chain
  * last, so a watcher that reloads on the chain's rename sees a matching key.
  */
@@ -147,10 +128,10 @@ export async function writeTlsDir(
   m: TlsMaterial & { readonly rootCa?: string },
 ): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o755 })
-  if (m.rootCa !== undefined) await writeFileAtomic(join(dir, TLS_FILES.rootCa), m.rootCa, 0o444)
-  await writeFileAtomic(join(dir, TLS_FILES.meshCa), m.meshCa, 0o444)
-  await writeFileAtomic(join(dir, TLS_FILES.key), m.key, 0o400)
-  await writeFileAtomic(join(dir, TLS_FILES.certChain), m.certChain, 0o444)
+  if (m.rootCa !== undefined) writeFileAtomic(join(dir, TLS_FILES.rootCa), m.rootCa, 0o444)
+  writeFileAtomic(join(dir, TLS_FILES.meshCa), m.meshCa, 0o444)
+  writeFileAtomic(join(dir, TLS_FILES.key), m.key, 0o400)
+  writeFileAtomic(join(dir, TLS_FILES.certChain), m.certChain, 0o444)
 }
 
 export interface TlsDirWatcher extends AsyncDisposable {

@@ -9,6 +9,7 @@ import tls from 'node:tls'
 import type { TlsMaterial } from '../dataplane.js'
 import { DataPlaneError } from '../errors.js'
 import { TLS_POLICY } from '../spec.js'
+import { Lru } from '../../lru.js'
 
 // TLS 1.3 suites first, then the 1.2 list, as OpenSSL takes them in one string.
 const CIPHERS = [...TLS_POLICY.tls13Suites, ...TLS_POLICY.tls12Suites].join(':')
@@ -23,33 +24,9 @@ export const SESSION_CACHE_ENTRIES = 256
  * credential generation so a session verified under an old mesh CA never resumes
  * after a CA change.
  */
-export class SessionCache {
-  readonly #entries = new Map<string, Buffer>()
-  readonly #max: number
-
+export class SessionCache extends Lru<string, Buffer> {
   constructor(max = SESSION_CACHE_ENTRIES) {
-    this.#max = max
-  }
-
-  get(key: string): Buffer | undefined {
-    return this.#entries.get(key)
-  }
-
-  set(key: string, session: Buffer): void {
-    this.#entries.delete(key)
-    this.#entries.set(key, session)
-    if (this.#entries.size > this.#max) {
-      const oldest = this.#entries.keys().next().value
-      if (oldest !== undefined) this.#entries.delete(oldest)
-    }
-  }
-
-  delete(key: string): void {
-    this.#entries.delete(key)
-  }
-
-  get size(): number {
-    return this.#entries.size
+    super(max)
   }
 }
 

@@ -6,6 +6,7 @@
 // never misdirect trust. Failures are not remembered.
 
 import dns from 'node:dns/promises'
+import { Lru } from '../../lru.js'
 
 /** How long a looked-up address is reused (Envoy's STRICT_DNS default refresh is 5 s). */
 export const UPSTREAM_ADDRESS_TTL_MS = 5_000
@@ -17,7 +18,7 @@ export type LookupFn = (host: string) => Promise<string>
 const systemLookup: LookupFn = async (host) => (await dns.lookup(host)).address
 
 export class UpstreamResolver {
-  readonly #entries = new Map<string, { readonly address: string; readonly expires: number }>()
+  readonly #entries = new Lru<string, { readonly address: string; readonly expires: number }>(UPSTREAM_ADDRESS_ENTRIES)
   readonly #lookup: LookupFn
   readonly #now: () => number
   readonly #ttlMs: number
@@ -33,12 +34,7 @@ export class UpstreamResolver {
     const hit = this.#entries.get(host)
     if (hit !== undefined && hit.expires > this.#now()) return hit.address
     const address = await this.#lookup(host)
-    this.#entries.delete(host)
     this.#entries.set(host, { address, expires: this.#now() + this.#ttlMs })
-    if (this.#entries.size > UPSTREAM_ADDRESS_ENTRIES) {
-      const oldest = this.#entries.keys().next().value
-      if (oldest !== undefined) this.#entries.delete(oldest)
-    }
     return address
   }
 }

@@ -8,10 +8,10 @@
 // The files carry the private key, so they are written 0600 into a directory only the
 // daemon and Envoy can read (tmpfs in the guest).
 
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
-import type { TlsMaterial } from '../../pki/index.js'
+import { writeFileAtomic, type TlsMaterial } from '../../pki/index.js'
 import { DataPlaneError } from '../errors.js'
 import { SDS_FILES, SECRET_NAMES, TYPE_URLS } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
@@ -65,8 +65,8 @@ export function checkTlsMaterial(material: TlsMaterial): void {
 }
 
 /**
- * Writes both secret files atomically: temp file, fsync, rename, then fsync of the
- * directory. Envoy's watched_directory reloads on the rename. The CA goes first, so
+ * Writes both secret files atomically (pki's writeFileAtomic: temp file, fsync, rename,
+ * fsync of the directory). Envoy's watched_directory reloads on the rename. The CA goes first, so
  * during a mesh-CA rotation (CA bundle old+new, then a certificate from the new CA)
  * Envoy never holds a certificate its own peers' trust store cannot yet verify.
  *
@@ -83,47 +83,15 @@ export function writeSdsResources(dir: string, material: TlsMaterial): void {
     throw new EnvoyError('ENVOY_WRITE', `cannot create ${dir}: ${(err as Error).message}`, { path: dir }, { cause: err })
   }
   for (const name of [SDS_FILES.validation, SDS_FILES.certificate] as const) {
-    writeFileAtomic(join(dir, name), files[name])
+    writeEnvoyFile(join(dir, name), files[name])
   }
-  fsyncDir(dir)
 }
 
-/** Temp name in the same directory (rename must not cross file systems); dot-prefixed. */
-function tempName(path: string): string {
-  const slash = path.lastIndexOf('/')
-  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${process.pid}.tmp`
-}
-
-export function writeFileAtomic(path: string, text: string, mode = 0o600): void {
-  const tmp = tempName(path)
+/** pki's writeFileAtomic, failing as ENVOY_WRITE. */
+export function writeEnvoyFile(path: string, text: string, mode = 0o600): void {
   try {
-    // A leftover from a crash would keep its old mode through open(O_TRUNC).
-    rmSync(tmp, { force: true })
-    const fd = openSync(tmp, 'w', mode)
-    try {
-      const buf = Buffer.from(text, 'utf8')
-      let off = 0
-      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off)
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(tmp, path)
+    writeFileAtomic(path, text, mode)
   } catch (err) {
-    rmSync(tmp, { force: true })
     throw new EnvoyError('ENVOY_WRITE', `cannot write ${path}: ${(err as Error).message}`, { path }, { cause: err })
-  }
-}
-
-function fsyncDir(dir: string): void {
-  // Makes the rename durable; not every file system allows fsync on a directory.
-  let fd: number | undefined
-  try {
-    fd = openSync(dir, 'r')
-    fsyncSync(fd)
-  } catch {
-    // The rename already happened; durability across a crash is the only loss.
-  } finally {
-    if (fd !== undefined) closeSync(fd)
   }
 }

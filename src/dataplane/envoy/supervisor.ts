@@ -27,9 +27,10 @@ import { DataPlaneError } from '../errors.js'
 import type { DataPlaneSpec } from '../spec.js'
 import { renderBootstrap } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
-import { checkTlsMaterial, writeFileAtomic, writeSdsResources } from './sds.js'
+import { checkTlsMaterial, writeEnvoyFile, writeSdsResources } from './sds.js'
 import { addStats, parseEnvoyStats, statsFromEnvoy } from './stats.js'
 import { pollUntilLive } from '../wait-live.js'
+import { sleep, within } from '../../timers.js'
 
 /** `[level][logger] message`: the level is parsed back so Envoy's lines keep theirs in pino. */
 export const ENVOY_LOG_FORMAT = '[%l][%n] %v'
@@ -152,7 +153,7 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     } catch (err) {
       throw new EnvoyError('ENVOY_WRITE', `cannot create ${this.#sdsDir}: ${(err as Error).message}`, { path: this.#sdsDir }, { cause: err })
     }
-    writeFileAtomic(this.#bootstrapPath, `${JSON.stringify(bootstrap, null, 2)}\n`, 0o644)
+    writeEnvoyFile(this.#bootstrapPath, `${JSON.stringify(bootstrap, null, 2)}\n`, 0o644)
     this.#transition(['created'], 'listening')
     if (this.#material !== undefined) this.#serve(this.#material)
   }
@@ -259,13 +260,13 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     await this.#admin('POST', '/drain_listeners?inboundonly').catch((err: unknown) => {
       this.#log.warn({ err }, 'envoy admin /drain_listeners failed; terminating without drain')
     })
-    await raceTimeout(exited, this.#opts.spec.timeouts.drainMs)
+    await within(exited, this.#opts.spec.timeouts.drainMs)
     // Last look at the counters while Envoy still answers.
     await this.refreshStats().catch(() => undefined)
     if (this.#child === child && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM')
       const graceMs = this.#opts.killGraceMs ?? 5_000
-      if (!(await raceTimeout(exited, graceMs))) {
+      if (!(await within(exited, graceMs))) {
         this.#log.warn({ pid: child.pid, graceMs }, 'envoy ignored SIGTERM; killing')
         child.kill('SIGKILL')
         await exited
@@ -333,7 +334,7 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
         this.#log.info({ pid: child.pid, msToLive: Math.round(performance.now() - startedAt), start: this.#starts }, 'envoy live')
         return
       }
-      await new Promise((r) => setTimeout(r, LIVE_POLL_MS))
+      await sleep(LIVE_POLL_MS)
     }
   }
 
@@ -419,18 +420,5 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     queueMicrotask(() => {
       for (const fn of listeners) fn(prev, to)
     })
-  }
-}
-
-/** Resolves true if `p` settled within `ms`, false on timeout; never rejects. */
-async function raceTimeout(p: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
-  })
-  try {
-    return await Promise.race([p.then(() => true), timeout])
-  } finally {
-    clearTimeout(timer)
   }
 }
