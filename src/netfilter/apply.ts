@@ -67,6 +67,8 @@ export async function applyRuleset(ruleset: Ruleset, runner: Runner, log: Logger
     })
   }
   l.info({ sha256: createHash('sha256').update(ruleset.nft).digest('hex'), routes: ruleset.routes.length }, 'ruleset applied')
+  // MESH_TRACE=netfilter: the exact script, to compare with `podvm-mesh render nft`.
+  if (l.isLevelEnabled('trace')) l.trace({ nft: ruleset.nft, routes: ruleset.routes }, 'ruleset applied: script')
 }
 
 // How many duplicates of our `ip rule` removeAll is prepared to delete.

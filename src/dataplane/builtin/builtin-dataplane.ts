@@ -397,6 +397,13 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
     const conn = new Connection(this.#nextConnId++, l.name, (c) => this.#connectionDone(c))
     this.#conns.add(conn)
     conn.add(raw)
+    // MESH_TRACE=dataplane: every connection's decisions, as `conn` numbers tie them together.
+    if (this.#log.isLevelEnabled('trace')) {
+      this.#log.trace(
+        { listener: l.name, conn: conn.id, peer: { address: raw.remoteAddress, port: raw.remotePort }, destination: { address: raw.localAddress, port: raw.localPort }, state: this.#state },
+        'connection accepted',
+      )
+    }
     if (this.#state === 'draining' || this.#state === 'closed') {
       // Accepted in the same turn as close(): nothing will serve it.
       conn.destroy()
@@ -445,6 +452,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
   #connectionDone(conn: Connection): void {
     this.#conns.delete(conn)
     const bytes = conn.bytes?.()
+    if (this.#log.isLevelEnabled('trace')) this.#log.trace({ listener: conn.listener, conn: conn.id, bytes, state: this.#state }, 'connection closed')
     if (bytes !== undefined) {
       this.#bytesIn += bytes.in
       this.#bytesOut += bytes.out

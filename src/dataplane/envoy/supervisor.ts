@@ -118,8 +118,11 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
 
   constructor(opts: EnvoyDataPlaneOptions) {
     this.#opts = opts
-    this.#log = opts.log.child({ component: 'dataplane-envoy' })
-    this.#envoyLog = opts.log.child({ component: 'envoy' })
+    // One naming scheme for both data planes: component "dataplane", impl builtin|envoy,
+    // so MESH_TRACE=dataplane means the same whichever runs.
+    this.#log = opts.log.child({ component: 'dataplane', impl: 'envoy' })
+    // Envoy's own lines; traced with the data plane, when Envoy logs its connections too.
+    this.#envoyLog = opts.log.child({ component: 'envoy' }, this.#log.isLevelEnabled('trace') ? { level: 'trace' } : {})
     this.#bootstrapPath = join(opts.workDir, 'bootstrap.json')
     this.#sdsDir = join(opts.workDir, 'sds')
     this.#adminPort = opts.adminPort ?? DEFAULT_ENVOY_ADMIN_PORT
@@ -290,6 +293,9 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
       '--disable-hot-restart',
       '--drain-time-s',
       String(Math.max(1, Math.ceil(this.#opts.spec.timeouts.drainMs / 1000))),
+      // MESH_TRACE=dataplane: Envoy's accept, TLS handshake and close decisions per
+      // connection ([C<n>] ties them together), without its trace firehose.
+      ...(this.#log.isLevelEnabled('trace') && this.#opts.logLevel === undefined ? ['--component-log-level', 'conn_handler:debug,connection:debug'] : []),
       ...(this.#opts.extraArgs ?? []),
     ]
     const envoyPath = this.#opts.envoyPath ?? 'envoy'

@@ -155,7 +155,7 @@ describe('EnvoyDataPlane', () => {
     const gaps = starts.slice(1, 5).map((t, i) => t - starts[i]!)
     const expected = [40, 80, 160, 160]
     gaps.forEach((g, i) => expect(g).toBeGreaterThanOrEqual(expected[i]!))
-    const restarts = logs('dataplane-envoy').filter((r) => r['msg'] === 'envoy exited unexpectedly; restarting')
+    const restarts = logs('dataplane').filter((r) => r['msg'] === 'envoy exited unexpectedly; restarting')
     expect(restarts.slice(0, 4).map((r) => [r['exitCode'], r['restartInMs']])).toEqual(expected.map((d) => [3, d]))
     expect(logs('envoy').some((r) => r['level'] === 60 && r['envoyLogger'] === 'backtrace')).toBe(true)
     const count = fake.events('start').length
@@ -197,7 +197,7 @@ describe('EnvoyDataPlane', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(TIMEOUTS.drainMs + 300 - 10)
     expect(fake.events('sigterm')).toHaveLength(1)
     expect(alive(pid)).toBe(false)
-    expect(logs('dataplane-envoy').some((r) => r['msg'] === 'envoy ignored SIGTERM; killing')).toBe(true)
+    expect(logs('dataplane').some((r) => r['msg'] === 'envoy ignored SIGTERM; killing')).toBe(true)
   })
 
   it('setCredentials while serving replaces the SDS files by rename, without restarting Envoy', async () => {
@@ -281,7 +281,7 @@ describe('EnvoyDataPlane', () => {
     // Crash-looping: /healthz goes 503 (it stayed 200 while Envoy never came up).
     await until('unhealthy', () => !p.healthy())
     expect(p.live).toBe(false)
-    const failures = logs('dataplane-envoy').filter((r) => r['code'] === 'ENVOY_SPAWN')
+    const failures = logs('dataplane').filter((r) => r['code'] === 'ENVOY_SPAWN')
     expect(failures.length).toBeGreaterThanOrEqual(2)
     expect(failures.slice(0, 2).map((r) => r['restartInMs'])).toEqual([40, 80])
     await p.close()
