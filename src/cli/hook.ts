@@ -47,7 +47,7 @@ async function hook(argv: string[], io: CommandIo & { stdin?: NodeJS.ReadableStr
       // performance.now() counts from the process start: Node's own start-up is included.
       deadline: waitMs,
     },
-    realDeps,
+    await realDeps(),
     { info: line(io.stdout), error: line(io.stderr) },
   )
   return result.exitCode

@@ -38,7 +38,10 @@ export interface ExposedDir {
 }
 
 export interface ContainerProcess {
-  /** Binds every source, read-only, at its target below `rootfs`. Enters the container's mount namespace: call once, last. */
+  /**
+   * Binds every source, read-only, at its target below `rootfs` (creating a missing
+   * source first). Enters the container's mount namespace: call once, last.
+   */
   expose(rootfs: string, dirs: readonly ExposedDir[]): void
   /** SIGKILL before the workload ran: the runtime's next step fails and the container does not start. */
   kill(): void
@@ -79,7 +82,7 @@ export function openContainerProcess(pid: number): ContainerProcess {
 }
 
 /** Creates a missing source directory (before the daemon's first write) and insists it is a real one. */
-export function prepareSource(dir: ExposedDir): void {
+function prepareSource(dir: ExposedDir): void {
   mkdirSync(dir.source, { recursive: true, mode: dir.sourceMode })
   const st = lstatSync(dir.source)
   if (!st.isDirectory()) throw new HookError('HOOK_UNSAFE_PATH', `${dir.source} is not a directory`, { path: dir.source })
@@ -89,6 +92,7 @@ function expose(pidfd: number, rootfs: string, dirs: readonly ExposedDir[]): voi
   const trees: number[] = []
   const opened: number[] = []
   try {
+    for (const d of dirs) prepareSource(d)
     for (const d of dirs) trees.push(cloneReadOnly(d.source))
     enterMountNamespace(pidfd)
     const root = openDirBeneath(AT_FDCWD, rootfs, { beneath: false })

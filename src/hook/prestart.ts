@@ -19,7 +19,7 @@
 import { dirname, join } from 'node:path'
 import { readMeshStatusSync, meshStatusPath, type MeshStatus } from '../pki/mesh-status.js'
 import { isMeshError } from '../errors.js'
-import { openContainerProcess, prepareSource, type ContainerProcess, type ExposedDir } from './container.js'
+import type { ContainerProcess, ExposedDir } from './container.js'
 import { parseHookState } from './state.js'
 
 /** From the hook's start; kata-agent's limit is 10 s (+1 s to exit). */
@@ -48,16 +48,17 @@ export interface PrestartDeps {
   now(): number
   sleep(ms: number): Promise<void>
   readStatus(path: string): MeshStatus
-  openProcess(pid: number): ContainerProcess
-  prepareSource(dir: ExposedDir): void
+  openProcess(pid: number): Promise<ContainerProcess>
 }
 
-export const realDeps: PrestartDeps = {
-  now: () => performance.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-  readStatus: readMeshStatusSync,
-  openProcess: openContainerProcess,
-  prepareSource,
+/** The real world. The FFI (container.js, koffi) is loaded only for a workload container. */
+export async function realDeps(): Promise<PrestartDeps> {
+  return {
+    now: () => performance.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    readStatus: readMeshStatusSync,
+    openProcess: async (pid) => (await import('./container.js')).openContainerProcess(pid),
+  }
 }
 
 export type PrestartOutcome = 'refused' | 'skipped' | 'exposed' | 'exposed-before-ready' | 'killed'
@@ -88,7 +89,7 @@ export async function runPrestart(
   }
   let proc: ContainerProcess
   try {
-    proc = deps.openProcess(state.pid)
+    proc = await deps.openProcess(state.pid)
   } catch (err) {
     say.error(`refused: ${(err as Error).message}; nothing done`)
     return { outcome: 'refused', exitCode: 2 }
@@ -116,7 +117,6 @@ export async function runPrestart(
     }
     const dirs = contrastDirs(opts.tlsDir)
     try {
-      for (const d of dirs) deps.prepareSource(d)
       proc.expose(state.rootfs, dirs)
     } catch (err) {
       proc.kill()

@@ -22,18 +22,17 @@ function world(statuses: (MeshStatus | Error)[], opts: { exposeFails?: boolean }
       if (s instanceof Error) throw s
       return s
     },
-    openProcess: (pid) => {
+    openProcess: async (pid) => {
       actions.push(`open ${pid}`)
       return {
         expose: (rootfs, dirs) => {
           if (opts.exposeFails) throw new HookError('HOOK_UNSAFE_PATH', '/contrast in the container is a symlink or not a directory', {})
-          actions.push(`expose ${rootfs} ${dirs.map((d) => `${d.source}->/${d.target.join('/')}`).join(' ')}`)
+          actions.push(`expose ${rootfs} ${dirs.map((d) => `${d.source}(${d.sourceMode.toString(8)})->/${d.target.join('/')}`).join(' ')}`)
         },
         kill: () => actions.push('kill'),
         close: () => actions.push('close'),
       }
     },
-    prepareSource: (d) => actions.push(`prepare ${d.source} ${d.sourceMode.toString(8)}`),
   }
   const lines: string[] = []
   const say = { info: (l: string) => lines.push(`info ${l}`), error: (l: string) => lines.push(`error ${l}`) }
@@ -41,13 +40,13 @@ function world(statuses: (MeshStatus | Error)[], opts: { exposeFails?: boolean }
 }
 
 const OPTS = { tlsDir: '/contrast/tls-config', bundleRoot: '/run/kata-containers', deadline: 8_000, pollMs: 100 }
-const EXPOSE = `expose /run/kata-containers/${ID}/rootfs /contrast/tls-config->/contrast/tls-config /contrast/secrets->/contrast/secrets`
+const EXPOSE = `expose /run/kata-containers/${ID}/rootfs /contrast/tls-config(755)->/contrast/tls-config /contrast/secrets(700)->/contrast/secrets`
 
 describe('runPrestart', () => {
   it('ready: binds both directories and lets the container run', async () => {
     const w = world([{ state: 'ready' }])
     expect(await runPrestart(STATE, OPTS, w.deps, w.say)).toEqual({ outcome: 'exposed', exitCode: 0 })
-    expect(w.actions).toEqual(['open 77', 'read /contrast/mesh-status', 'prepare /contrast/tls-config 755', 'prepare /contrast/secrets 700', EXPOSE, 'close'])
+    expect(w.actions).toEqual(['open 77', 'read /contrast/mesh-status', EXPOSE, 'close'])
     expect(w.elapsed()).toBe(0)
   })
 
@@ -109,7 +108,7 @@ describe('runPrestart', () => {
 
   it('a process that cannot be held (gone, or in the guest namespace): refused, nothing done', async () => {
     const w = world([{ state: 'failed', reason: 'X' }])
-    w.deps.openProcess = () => {
+    w.deps.openProcess = async () => {
       throw new HookError('HOOK_BAD_PROCESS', 'process 77 shares the hook\'s mount namespace; it is not a container being created', {})
     }
     expect(await runPrestart(STATE, OPTS, w.deps, w.say)).toEqual({ outcome: 'refused', exitCode: 2 })
