@@ -4,7 +4,9 @@
 
 import { parseArgs } from 'node:util'
 import { HOOK_DEADLINE_MS, KATA_BUNDLE_ROOT, realDeps, runPrestart } from '../hook/index.js'
-import { DEFAULT_TLS_DIR } from '../pki/index.js'
+// pki/store.js, not the barrel: the hook runs per container while kata-agent holds its
+// sandbox lock, and the barrel loads the certificate builders too (bench/hook.ts).
+import { DEFAULT_TLS_DIR } from '../pki/store.js'
 import { command, UsageError, type CommandIo } from './command.js'
 
 const USAGE = `usage: podvm-mesh hook prestart [--tls-dir DIR] [--bundle-root DIR] [--wait-ms MS] < state.json
