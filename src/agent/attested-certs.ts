@@ -120,7 +120,7 @@ export class AttestedCertificates {
   /** One full exchange; throws a typed error naming the failed step. Writes nothing on failure. */
   async obtain(signal?: AbortSignal): Promise<ObtainedCertificate> {
     const o = this.#o
-    const conn = await connectMeshApi(o.address, { ...(o.callTimeoutMs !== undefined ? { timeoutMs: o.callTimeoutMs } : {}), ...(signal !== undefined ? { signal } : {}) })
+    const conn = await connectMeshApi(o.address, { timeoutMs: o.callTimeoutMs, signal })
     try {
       const clientNonce = randomBytes(32)
       const ch = await conn.challenge({ ClientNonce: clientNonce })

@@ -65,6 +65,6 @@ export async function createDataPlane(
     spec,
     log: opts.log,
     workDir: opts.workDir ?? DEFAULT_ENVOY_WORK_DIR,
-    ...(choice.envoyPath !== undefined ? { envoyPath: choice.envoyPath } : {}),
+    envoyPath: choice.envoyPath,
   })
 }

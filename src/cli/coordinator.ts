@@ -95,11 +95,11 @@ async function serve(argv: string[]): Promise<number> {
     const provider = await evidenceProvider(kind, { log, simulatedHostData: values['simulated-hostdata'] })
     running = await startCoordinator({
       stateDir: values.state,
-      ...(manifest !== undefined ? { manifest } : {}),
-      ...(updateKeyPem !== undefined ? { updateKeyPem } : {}),
+      manifest,
+      updateKeyPem,
       provider,
       log,
-      ...(values.listen !== undefined ? { listen: values.listen } : {}),
+      listen: values.listen,
       curve,
       leafLifetimeMs: values['leaf-lifetime'] === undefined ? DEFAULT_LEAF_LIFETIME_MS : parseDuration(values['leaf-lifetime'], 'leaf-lifetime'),
       ...(values['rotation-delay'] !== undefined ? { rotationDelayMs: parseDuration(values['rotation-delay'], 'rotation-delay') } : {}),

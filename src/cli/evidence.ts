@@ -35,7 +35,7 @@ interface Ignored {
 const IGNORED_HEX_MAX = 256
 
 function print(io: CommandIo, tee: string, verified: boolean, reasons: readonly VerifyReason[], claims: unknown, ignored?: Ignored): number {
-  io.stdout.write(`${JSON.stringify({ tee, verified, reasons, claims: claimsToJson(claims), ...(ignored !== undefined ? { ignored } : {}) }, null, 2)}\n`)
+  io.stdout.write(`${JSON.stringify({ tee, verified, reasons, claims: claimsToJson(claims), ignored }, null, 2)}\n`)
   return verified ? EXIT_OK : EXIT_NEGATIVE
 }
 
@@ -77,7 +77,7 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
 
   if (tdxPath !== undefined) {
     const quote = decodeEvidenceFile(await readInput(tdxPath, '--tdx-quote')).bytes
-    const r = verifyTdx(quote, { at, policy: { allowDebug, ...(reportData !== undefined ? { reportData } : {}) } })
+    const r = verifyTdx(quote, { at, policy: { allowDebug, reportData } })
     return print(io, r.tee, r.verified, r.reasons, r.claims)
   }
 
@@ -97,8 +97,8 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
     at,
     ...(values.vcek !== undefined ? { vcek: await readInput(values.vcek, '--vcek') } : {}),
     ...(values.chain !== undefined ? { chain: await readInput(values.chain, '--chain') } : {}),
-    ...(certTable !== undefined ? { certTable } : {}),
-    policy: { allowDebug, ...(reportData !== undefined ? { reportData } : {}) },
+    certTable,
+    policy: { allowDebug, reportData },
   })
   return print(io, r.tee, r.verified, r.reasons, r.claims, ignored)
 }

@@ -100,9 +100,9 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
 
   const result = addInitdataToManifest(readInput(input), {
     coordinator,
-    ...(algorithm !== undefined ? { algorithm } : {}),
-    ...(policy !== undefined ? { policy } : {}),
-    ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+    algorithm,
+    policy,
+    namespace: values.namespace,
   })
   const policiesFile = values['coordinator-manifest']
   const policies =

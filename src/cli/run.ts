@@ -113,14 +113,14 @@ async function startAttested(
   const lifecycle = new AttestedCertificates({
     address: settings.address,
     identity: settings.identity,
-    ...(settings.measurements !== undefined ? { coordinatorMeasurements: settings.measurements } : {}),
+    coordinatorMeasurements: settings.measurements,
     provider,
     // A pod that itself runs without a TEE may talk to a simulated coordinator; a real one never.
     acceptSimulatedCoordinator: settings.evidence === 'simulated',
     tlsDir: ctx.tlsDir,
     log: ctx.log,
-    ...(ctx.measuredConfigDigest !== undefined ? { measuredConfigDigest: ctx.measuredConfigDigest } : {}),
-    ...(ctx.onDefinitiveFailure !== undefined ? { onDefinitiveFailure: ctx.onDefinitiveFailure } : {}),
+    measuredConfigDigest: ctx.measuredConfigDigest,
+    onDefinitiveFailure: ctx.onDefinitiveFailure,
   })
   return attestedRun(lifecycle, ctx.log)
 }
@@ -146,7 +146,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
   const attested = attestedSettings(attestedValues)
   const log = createRootLogger({
     level: parsed.values['log-level'] ?? 'info',
-    ...(io.env['MESH_TRACE'] !== undefined ? { trace: io.env['MESH_TRACE'] } : {}),
+    trace: io.env['MESH_TRACE'],
   })
   const coordinatorAddress = attestedValues.coordinator
   let config = measured?.config ?? parsed.config
@@ -179,7 +179,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
         })
   const dataPlane: DataPlane = await createDataPlane(choice, deriveSpec(config), {
     log,
-    ...(parsed.values['work-dir'] !== undefined ? { workDir: parsed.values['work-dir'] } : {}),
+    workDir: parsed.values['work-dir'],
   })
   const daemon = new MeshDaemon({ config, tlsDir, dataPlane, runner: execRunner, log })
   daemon.onTransition((_from, to) => {

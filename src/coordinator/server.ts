@@ -143,8 +143,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     provider: opts.provider,
     tlsPublicKeyDer,
     leafLifetimeMs,
-    ...(opts.rotationDelayMs !== undefined ? { rotationDelayMs: opts.rotationDelayMs } : {}),
-    ...(opts.nonceTtlMs !== undefined ? { nonceTtlMs: opts.nonceTtlMs } : {}),
+    rotationDelayMs: opts.rotationDelayMs,
+    nonceTtlMs: opts.nonceTtlMs,
   })
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1 << 20 })
   server.addService(meshApiService() as unknown as grpc.ServiceDefinition, {
