@@ -6,6 +6,7 @@ export {
   DEFAULT_TLS_DIR,
   TLS_FILES,
   checkTlsMaterial,
+  isCheckedTlsMaterial,
   readTlsDir,
   splitPemCertificates,
   watchTlsDir,

@@ -4,6 +4,7 @@
 
 import { X509Certificate, createHash, createPrivateKey, createPublicKey } from 'node:crypto'
 import { watch } from 'node:fs'
+import { createSecureContext } from 'node:tls'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -45,11 +46,21 @@ export function splitPemCertificates(pem: string): X509Certificate[] {
   return (pem.match(PEM_CERT) ?? []).map((block) => new X509Certificate(block))
 }
 
+// Material that passed checkTlsMaterial (and was frozen by it): data planes take it
+// as it is instead of checking the same PEM again.
+const CHECKED = new WeakSet<TlsMaterial>()
+
+/** Whether `m` passed checkTlsMaterial: the data planes' cue not to check it again. */
+export function isCheckedTlsMaterial(m: TlsMaterial): boolean {
+  return CHECKED.has(m)
+}
+
 /**
- * Checks a set of PEM texts the way a TLS peer would before we hand it to the data
- * plane: every file parses, the key belongs to the leaf, and the chain leads to one of
- * the mesh CAs. A half-written set (Contrast's initializer writes file by file) fails
- * here instead of reaching a SecureContext.
+ * The one check of TLS material, before any data plane sees it: every file parses,
+ * the key belongs to the leaf, the chain leads to one of the mesh CAs, and OpenSSL
+ * builds a context from it (what Envoy would refuse only in its log). A half-written
+ * set (Contrast's initializer writes file by file) fails here instead of reaching a
+ * SecureContext. The object passed is frozen and remembered as checked.
  */
 export function checkTlsMaterial(m: TlsMaterial): TlsMaterialInfo {
   const parse = (file: string, text: string): X509Certificate[] => {
@@ -92,6 +103,13 @@ export function checkTlsMaterial(m: TlsMaterial): TlsMaterialInfo {
     }
     current = next
   }
+  try {
+    createSecureContext({ cert: m.certChain, key: m.key, ca: m.meshCa })
+  } catch (cause) {
+    // OpenSSL's message names the problem; it never contains key bytes.
+    throw new PkiError('PKI_BAD_PEM', `OpenSSL refuses the set: ${(cause as Error).message}`, { file: TLS_FILES.certChain }, { cause })
+  }
+  CHECKED.add(Object.freeze(m))
   return {
     subject: leaf.subject,
     sans: leaf.subjectAltName ?? '',

@@ -10,9 +10,8 @@
 
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { createSecureContext } from 'node:tls'
 import { writeFileAtomic, type TlsMaterial } from '../../pki/index.js'
-import { DataPlaneError } from '../errors.js'
+import { requireCheckedMaterial } from '../checked-material.js'
 import { SDS_FILES, SECRET_NAMES, TYPE_URLS } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
 
@@ -45,37 +44,17 @@ export function renderSdsResources(material: TlsMaterial): SdsFiles {
 }
 
 /**
- * Refuses material Envoy would refuse (unparsable PEM, key not matching the leaf, no CA):
- * Envoy rejects such an SDS update only in its log and keeps the old secret, so the
- * caller would never learn that the rotation did not happen.
- */
-export function checkTlsMaterial(material: TlsMaterial): void {
-  for (const field of ['meshCa', 'certChain'] as const) {
-    if (!material[field].includes('-----BEGIN CERTIFICATE-----')) {
-      throw new DataPlaneError('DATAPLANE_CREDENTIALS', `${field} holds no PEM certificate`, { field })
-    }
-  }
-  try {
-    createSecureContext({ cert: material.certChain, key: material.key, ca: material.meshCa })
-  } catch (cause) {
-    // OpenSSL's message names the problem (key mismatch, bad PEM); it never contains key bytes.
-    const reason = cause instanceof Error ? cause.message : String(cause)
-    throw new DataPlaneError('DATAPLANE_CREDENTIALS', `TLS material rejected: ${reason}`, { reason }, { cause })
-  }
-}
-
-/**
  * Writes both secret files atomically (pki's writeFileAtomic: temp file, fsync, rename,
  * fsync of the directory). Envoy's watched_directory reloads on the rename. The CA goes first, so
  * during a mesh-CA rotation (CA bundle old+new, then a certificate from the new CA)
  * Envoy never holds a certificate its own peers' trust store cannot yet verify.
  *
- * Material is checked first (checkTlsMaterial); nothing is written if it fails.
+ * Unchecked material is checked first (pki's one check); nothing is written if it fails.
  * Synchronous on purpose: DataPlane.setCredentials is synchronous, and the files must
  * be in place when it returns; they are a few KiB.
  */
 export function writeSdsResources(dir: string, material: TlsMaterial): void {
-  checkTlsMaterial(material)
+  requireCheckedMaterial(material)
   const files = renderSdsResources(material)
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 })

@@ -27,7 +27,8 @@ import { DataPlaneError } from '../errors.js'
 import type { DataPlaneSpec } from '../spec.js'
 import { renderBootstrap } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
-import { checkTlsMaterial, writeEnvoyFile, writeSdsResources } from './sds.js'
+import { requireCheckedMaterial } from '../checked-material.js'
+import { writeEnvoyFile, writeSdsResources } from './sds.js'
 import { addStats, parseEnvoyStats, statsFromEnvoy } from './stats.js'
 import { pollUntilLive } from '../wait-live.js'
 import { sleep, within } from '../../timers.js'
@@ -163,7 +164,7 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
 
   setCredentials(material: TlsMaterial): void {
     this.#requireState('setCredentials', ['created', 'listening', 'serving'])
-    checkTlsMaterial(material)
+    requireCheckedMaterial(material)
     this.#material = material
     if (this.#state === 'created') return
     if (this.#state === 'listening') return this.#serve(material)
