@@ -26,6 +26,9 @@ const USAGE = `usage: podvm-mesh coordinator --state DIR [--manifest FILE] [opti
   --manifest FILE          JSON manifest; required on first start, then the persisted one wins
   --listen ADDR            host:port (default 0.0.0.0:${MESH_API_PORT})
   --update-key FILE        public key (PEM) that signs SetManifest; fixed at first start
+  --state-key FILE         32-byte key (raw or hex) sealing the state; default: the SEV-SNP
+                           derived key (/dev/sev-guest), or a key beside the state for
+                           simulated evidence. Required where the TEE derives none (TDX)
   --curve C                P-256 (default) or P-384 for root and mesh CAs
   --leaf-lifetime D        mesh certificate lifetime, e.g. 24h, 90s, 1500ms (default 24h)
   --rotation-delay D       from announcing a new mesh CA to issuing from it (default: leaf lifetime)
@@ -67,6 +70,7 @@ async function serve(argv: string[]): Promise<number> {
         manifest: { type: 'string' },
         listen: { type: 'string' },
         'update-key': { type: 'string' },
+        'state-key': { type: 'string' },
         curve: { type: 'string' },
         'leaf-lifetime': { type: 'string' },
         'rotation-delay': { type: 'string' },
@@ -97,6 +101,7 @@ async function serve(argv: string[]): Promise<number> {
       stateDir: values.state,
       manifest,
       updateKeyPem,
+      stateKeyPath: values['state-key'],
       provider,
       log,
       listen: values.listen,

@@ -4,8 +4,10 @@ import { MeshError } from '../errors.js'
 export type CoordinatorCode =
   /** The manifest file is not JSON or does not match the schema. */
   | 'COORDINATOR_MANIFEST_INVALID'
-  /** The state directory holds something we cannot read back. */
+  /** The state directory holds something we cannot read back (or that fails authentication). */
   | 'COORDINATOR_STATE_INVALID'
+  /** The TEE's sealing key for the state could not be obtained. */
+  | 'COORDINATOR_SEALING_KEY_UNAVAILABLE'
   /** A request field is missing or unusable. */
   | 'COORDINATOR_BAD_REQUEST'
   /** The nonce was never issued by this coordinator (or it restarted since). */

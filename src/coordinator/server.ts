@@ -14,6 +14,7 @@ import { CoordinatorError, type CoordinatorCode } from './errors.js'
 import type { Manifest } from './manifest.js'
 import { MeshApi } from './mesh-api.js'
 import { loadState, normalizePublicKeyPem, saveState, type CoordinatorState } from './state.js'
+import { chooseSealer, type StateSealer } from './state-sealing.js'
 
 /** Contrast's mesh API port. */
 export const MESH_API_PORT = 7777
@@ -21,6 +22,7 @@ export const MESH_API_PORT = 7777
 const STATUS: Record<CoordinatorCode | MeshApiCode, grpc.status> = {
   COORDINATOR_MANIFEST_INVALID: grpc.status.INVALID_ARGUMENT,
   COORDINATOR_STATE_INVALID: grpc.status.INTERNAL,
+  COORDINATOR_SEALING_KEY_UNAVAILABLE: grpc.status.INTERNAL,
   COORDINATOR_BAD_REQUEST: grpc.status.INVALID_ARGUMENT,
   COORDINATOR_NONCE_UNKNOWN: grpc.status.UNAUTHENTICATED,
   COORDINATOR_NONCE_EXPIRED: grpc.status.UNAUTHENTICATED,
@@ -42,6 +44,10 @@ const STATUS: Record<CoordinatorCode | MeshApiCode, grpc.status> = {
 
 export interface CoordinatorOptions {
   readonly stateDir: string
+  /** Seals the state at rest; default chooseSealer (SNP derived key, --state-key, or simulated). */
+  readonly sealer?: StateSealer
+  /** A 32-byte key file for the state (where the TEE derives none, e.g. TDX). */
+  readonly stateKeyPath?: string | undefined
   /** Required on first start; afterwards the persisted manifest wins (updates go through SetManifest). */
   readonly manifest?: Manifest
   /** SPKI PEM that signs SetManifest; fixed at first start. */
@@ -67,10 +73,12 @@ export interface RunningCoordinator extends AsyncDisposable {
   close(): Promise<void>
 }
 
-export async function openState(opts: CoordinatorOptions, now: number): Promise<{ state: CoordinatorState; created: boolean }> {
+export async function openState(opts: CoordinatorOptions, now: number): Promise<{ state: CoordinatorState; created: boolean; sealer: StateSealer }> {
   const log = opts.log.child({ component: 'coordinator' })
   const leafLifetimeMs = opts.leafLifetimeMs ?? DEFAULT_LEAF_LIFETIME_MS
-  const restored = await loadState(opts.stateDir)
+  const sealer = opts.sealer ?? (await chooseSealer({ stateDir: opts.stateDir, stateKeyPath: opts.stateKeyPath, evidence: opts.provider.kind }))
+  if (sealer.kind === 'simulated') log.warn({ sealer: sealer.kind }, 'state sealed with a key stored next to it (simulated TEE): it detects corruption, it keeps nothing secret')
+  const restored = await loadState(opts.stateDir, sealer)
   if (restored !== undefined) {
     if (opts.manifest !== undefined && opts.manifest.hash !== restored.manifest.hash) {
       log.warn({ given: opts.manifest.hash, persisted: restored.manifest.hash }, 'ignoring --manifest: the persisted manifest wins; change it with SetManifest')
@@ -84,8 +92,10 @@ export async function openState(opts: CoordinatorOptions, now: number): Promise<
       }
     }
     restored.ca.noteLifetime(leafLifetimeMs)
-    if (restored.ca.prune(now)) await saveState(opts.stateDir, restored)
-    return { state: restored, created: false }
+    // Always rewritten: seals a plaintext file of an earlier version, and prunes.
+    restored.ca.prune(now)
+    await saveState(opts.stateDir, restored, sealer)
+    return { state: restored, created: false, sealer }
   }
   if (opts.manifest === undefined) {
     throw new CoordinatorError('COORDINATOR_MANIFEST_INVALID', `no state in ${opts.stateDir} and no --manifest to start from`, { stateDir: opts.stateDir })
@@ -97,8 +107,8 @@ export async function openState(opts: CoordinatorOptions, now: number): Promise<
     manifestGeneration: 0,
     updateKeyPem: opts.updateKeyPem === undefined ? undefined : normalizePublicKeyPem(opts.updateKeyPem, 'update key'),
   }
-  await saveState(opts.stateDir, state)
-  return { state, created: true }
+  await saveState(opts.stateDir, state, sealer)
+  return { state, created: true, sealer }
 }
 
 function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError {
@@ -127,7 +137,7 @@ function unary<Req, Res>(log: Logger, name: string, fn: (req: Req, peer: string)
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
   const log = opts.log.child({ component: 'coordinator' })
   const now = Date.now()
-  const { state, created } = await openState(opts, now)
+  const { state, created, sealer } = await openState(opts, now)
   const leafLifetimeMs = opts.leafLifetimeMs ?? DEFAULT_LEAF_LIFETIME_MS
 
   // A fresh TLS key per start, certified by the root: pods pin the root (or the policy
@@ -138,7 +148,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
 
   const api = new MeshApi({
     state,
-    persist: (s) => saveState(opts.stateDir, s),
+    persist: (s) => saveState(opts.stateDir, s, sealer),
     log: opts.log,
     provider: opts.provider,
     tlsPublicKeyDer,
@@ -173,6 +183,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       generations: state.ca.generations.map((g) => ({ id: g.id, activeFrom: new Date(g.activeFrom).toISOString() })),
       leafLifetimeMs,
       evidence: opts.provider.kind,
+      stateSealer: sealer.kind,
     },
     'coordinator listening',
   )

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { coordinatorCommand, parseDuration } from '../../src/cli/coordinator.js'
-import { STATE_FILE } from '../../src/coordinator/index.js'
+import { loadState, simulatedSealer, STATE_FILE } from '../../src/coordinator/index.js'
 import { thrown } from '../support.js'
 import { manifestText, startTestCoordinator, removeState, type TestCoordinator } from '../coordinator/harness.js'
 import { parseManifest } from '../../src/coordinator/index.js'
@@ -98,8 +98,8 @@ describe('podvm-mesh coordinator set-manifest', () => {
     const next = parseManifest(await readFile(join(dir, 'next.json'), 'utf8'))
     expect(JSON.parse(t.text().stdout)).toEqual({ manifestHash: next.hash, generation: 1 })
     expect(coord.running.state.ca.generations).toHaveLength(2)
-    const persisted = JSON.parse(await readFile(join(coord.stateDir, STATE_FILE), 'utf8')) as { manifest: string; manifestGeneration: number }
-    expect(persisted.manifest).toBe(next.text)
+    const persisted = (await loadState(coord.stateDir, await simulatedSealer(coord.stateDir)))!
+    expect(persisted.manifest.text).toBe(next.text)
     expect(persisted.manifestGeneration).toBe(1)
     expect((await stat(join(coord.stateDir, STATE_FILE))).mode & 0o777).toBe(0o600)
     // Replaying the same signed request now fails: it is bound to the manifest it replaced.

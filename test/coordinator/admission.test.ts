@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { bindReportData, SimulatedProvider, type Evidence } from '../../src/attestation/index.js'
-import { CoordinatorCa, MeshApi, parseManifest, saveState, type CoordinatorState } from '../../src/coordinator/index.js'
+import { CoordinatorCa, MeshApi, parseManifest, saveState, simulatedSealer, type CoordinatorState } from '../../src/coordinator/index.js'
 import { evidenceToWire } from '../../src/meshapi/index.js'
 import { generateKeyPair, splitPemCertificates } from '../../src/pki/index.js'
 import { rejected } from '../support.js'
@@ -48,9 +48,10 @@ async function coordinator(manifest: object, roots: { snp?: X509Certificate[]; t
     updateKeyPem: undefined,
   }
   const tlsKeyDer = await spki()
+  const sealer = await simulatedSealer(dir)
   const api = new MeshApi({
     state,
-    persist: (s) => saveState(dir, s),
+    persist: (s) => saveState(dir, s, sealer),
     log: testLog().log,
     provider: await SimulatedProvider.create({ hostData: Buffer.from(HOST_COORDINATOR, 'hex'), now: new Date('2026-01-01T00:00:00Z') }),
     tlsPublicKeyDer: tlsKeyDer,

@@ -12,7 +12,9 @@ import {
   parseManifest,
   peerAddress,
   saveState,
+  simulatedSealer,
   type CoordinatorState,
+  type StateSealer,
 } from '../../src/coordinator/index.js'
 import { evidenceToWire } from '../../src/meshapi/index.js'
 import { generateKeyPair, splitPemCertificates } from '../../src/pki/index.js'
@@ -28,6 +30,7 @@ interface Fixture {
   tlsKeyDer: Uint8Array
   updateKey: ReturnType<typeof generateKeyPairSync>
   dir: string
+  sealer: StateSealer
 }
 
 async function fixture(opts: { manifest?: string; leafLifetimeMs?: number; nonceTtlMs?: number } = {}): Promise<Fixture> {
@@ -42,9 +45,10 @@ async function fixture(opts: { manifest?: string; leafLifetimeMs?: number; nonce
     updateKeyPem: updateKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   }
   const tlsKeyDer = await podKey()
+  const sealer = await simulatedSealer(dir)
   const api = new MeshApi({
     state,
-    persist: (s) => saveState(dir, s),
+    persist: (s) => saveState(dir, s, sealer),
     log: testLog().log,
     provider: await simulated(HOST_COORDINATOR, clock.now),
     tlsPublicKeyDer: tlsKeyDer,
@@ -52,7 +56,7 @@ async function fixture(opts: { manifest?: string; leafLifetimeMs?: number; nonce
     nonceTtlMs: opts.nonceTtlMs ?? 10_000,
     now: () => clock.now,
   })
-  return { api, state, clock, tlsKeyDer, updateKey, dir }
+  return { api, state, clock, tlsKeyDer, updateKey, dir, sealer }
 }
 
 async function podKey(): Promise<Uint8Array> {
@@ -318,7 +322,7 @@ describe('SetManifest and mesh CA rotation', () => {
     expect(splitPemCertificates(Buffer.from(later.MeshCACert).toString()).map((c) => c.fingerprint256)).toEqual([newCa.fingerprint256])
 
     // Persisted: the state on disk has the new manifest and the same root.
-    const loaded = await loadState(f.dir)
+    const loaded = await loadState(f.dir, f.sealer)
     expect(loaded?.manifest.hash).toBe(f.state.manifest.hash)
     expect(loaded?.ca.root.certificatePem).toBe(f.state.ca.root.certificatePem)
     await removeState(f.dir)
