@@ -46,6 +46,8 @@ export interface AttestedCertificatesOptions extends BackoffOptions {
    * chosen by whoever launches the VM, so on its own it says nothing about the code.
    */
   readonly coordinatorMeasurements?: readonly string[]
+  /** TDX: `<index>=<hex>` RTMR pins of the coordinator (RTMR1, RTMR2 required with a policy pin). */
+  readonly coordinatorRtmr?: readonly string[] | undefined
   readonly provider: EvidenceProvider
   /** Accept a coordinator whose evidence is simulated (only with our own simulated evidence). */
   readonly acceptSimulatedCoordinator: boolean
@@ -126,7 +128,7 @@ export class AttestedCertificates {
       const ch = await conn.challenge({ ClientNonce: clientNonce })
       const coordinator = verifyCoordinator(
         { answer: ch, clientNonce, tlsRoot: conn.root, tlsKeys: conn.serverKeys(), at: new Date() },
-        { identity: o.identity, measurements: o.coordinatorMeasurements, acceptSimulated: o.acceptSimulatedCoordinator },
+        { identity: o.identity, measurements: o.coordinatorMeasurements, rtmr: o.coordinatorRtmr, acceptSimulated: o.acceptSimulatedCoordinator },
       )
       this.#log.debug({ tee: coordinator.tee, rootSha256: coordinator.rootSha256 }, 'coordinator verified')
 

@@ -25,12 +25,13 @@ export interface MeasuredConfig {
     readonly coordinator: string
     readonly 'coordinator-identity': string
     readonly 'coordinator-measurement'?: readonly string[]
+    readonly 'coordinator-rtmr'?: readonly string[]
     readonly evidence?: string
     readonly 'simulated-hostdata'?: string
   }
 }
 
-const PINNED_FLAGS = ['coordinator', 'coordinator-identity', 'coordinator-measurement', 'simulated-hostdata'] as const
+const PINNED_FLAGS = ['coordinator', 'coordinator-identity', 'coordinator-measurement', 'coordinator-rtmr', 'simulated-hostdata'] as const
 
 export function measuredConfig(parsed: {
   readonly from: 'flags' | 'file' | 'env'
@@ -70,6 +71,7 @@ export function measuredConfig(parsed: {
       coordinator: `${host.includes(':') ? `[${host}]` : host}:${port}`,
       'coordinator-identity': `policy:${section.coordinator.identity}`,
       ...(section.coordinator.measurements !== undefined ? { 'coordinator-measurement': section.coordinator.measurements } : {}),
+      ...(section.coordinator.rtmr !== undefined ? { 'coordinator-rtmr': section.coordinator.rtmr } : {}),
       ...(typeof evidence === 'string' ? { evidence } : {}),
       // Without a TEE the simulated report carries the digest where SNP would, so the
       // coordinator's policy lookup sees what `podvm-mesh initdata` printed.

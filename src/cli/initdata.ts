@@ -17,7 +17,7 @@ import {
 import { command, UsageError, type CommandIo } from './command.js'
 
 const USAGE = `usage: podvm-mesh initdata MANIFEST|- --coordinator HOST:PORT --coordinator-identity HEX
-                           [--coordinator-measurement HEX ...]
+                           [--coordinator-measurement HEX ...] [--coordinator-rtmr I=HEX ...]
                            [--policy FILE] [--algorithm sha256|sha384|sha512]
                            [--namespace NS] [--coordinator-manifest FILE]
                            [--out FILE | --write] [--json]
@@ -51,6 +51,7 @@ const OPTIONS = {
   coordinator: { type: 'string' },
   'coordinator-identity': { type: 'string' },
   'coordinator-measurement': { type: 'string', multiple: true },
+  'coordinator-rtmr': { type: 'string', multiple: true },
   policy: { type: 'string' },
   algorithm: { type: 'string' },
   namespace: { type: 'string' },
@@ -94,7 +95,8 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
   const measurements = values['coordinator-measurement']
   const pinText =
     `[coordinator]\naddress = ${JSON.stringify(values.coordinator)}\nidentity = ${JSON.stringify(values['coordinator-identity'])}\n` +
-    (measurements !== undefined ? `measurements = ${JSON.stringify(measurements)}\n` : '')
+    (measurements !== undefined ? `measurements = ${JSON.stringify(measurements)}\n` : '') +
+    (values['coordinator-rtmr'] !== undefined ? `rtmr = ${JSON.stringify(values['coordinator-rtmr'])}\n` : '')
   const { coordinator } = parseMeshSection(pinText)
   const policy = values.policy !== undefined ? readInput(values.policy) : undefined
 

@@ -17,6 +17,7 @@ import {
 } from '../agent/index.js'
 import type { AttestedRun } from '../agent/attested-certs.js'
 import { CONFIG_USAGE, configFromArgs } from '../config/index.js'
+import { RTMR_PIN } from '../config/rtmr-pin.js'
 import { deriveSpec, type DataPlane } from '../dataplane/index.js'
 import { isMeshError } from '../errors.js'
 import { createRootLogger } from '../logger.js'
@@ -30,6 +31,7 @@ const ATTESTED_OPTIONS = {
   coordinator: { type: 'string' },
   'coordinator-identity': { type: 'string' },
   'coordinator-measurement': { type: 'string', multiple: true },
+  'coordinator-rtmr': { type: 'string', multiple: true },
   evidence: { type: 'string' },
   'simulated-hostdata': { type: 'string' },
 } as const
@@ -38,6 +40,8 @@ const ATTESTED_USAGE = `  --coordinator HOST:PORT     obtain certificates from t
   --coordinator-identity ID  policy:<hex> (its policy hash) or root-ca:<sha256 of its root CA>
   --coordinator-measurement HEX  its launch measurement (SNP MEASUREMENT / TDX MRTD); repeatable;
                              required with a policy pin on real hardware
+  --coordinator-rtmr I=HEX   TDX: an RTMR value it must report (1 kernel, 2 command line and
+                             initrd: both required with a policy pin on TDX); repeatable
   --evidence KIND            auto (default), configfs-tsm, attestation-agent, simulated (no TEE: labs only)
   --simulated-hostdata HEX   HOST_DATA (32 B) of simulated evidence
 `
@@ -53,15 +57,22 @@ const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane KIND]
                      document; excludes the config flags, --file and --coordinator
 ${ATTESTED_USAGE}${CONFIG_USAGE}`
 
-type AttestedValues = { readonly [K in keyof typeof ATTESTED_OPTIONS]?: K extends 'coordinator-measurement' ? readonly string[] : string }
+type AttestedValues = { readonly [K in keyof typeof ATTESTED_OPTIONS]?: K extends 'coordinator-measurement' | 'coordinator-rtmr' ? readonly string[] : string }
 
 /** The attested-certificate settings from `run`'s flags (or the measured pin); undefined without --coordinator. */
 export function attestedSettings(values: AttestedValues):
-  | { address: string; identity: CoordinatorIdentity; measurements: readonly string[] | undefined; evidence: string; simulatedHostData: string | undefined }
+  | {
+      address: string
+      identity: CoordinatorIdentity
+      measurements: readonly string[] | undefined
+      rtmr: readonly string[] | undefined
+      evidence: string
+      simulatedHostData: string | undefined
+    }
   | undefined {
   if (values.coordinator === undefined) {
     // The attested flags mean nothing without --coordinator; say so instead of ignoring them.
-    for (const k of ['coordinator-identity', 'coordinator-measurement', 'evidence', 'simulated-hostdata'] as const) {
+    for (const k of ['coordinator-identity', 'coordinator-measurement', 'coordinator-rtmr', 'evidence', 'simulated-hostdata'] as const) {
       if (values[k] !== undefined) throw new AgentError('AGENT_BAD_ARGS', `--${k} needs --coordinator`, { field: k })
     }
     return undefined
@@ -78,11 +89,16 @@ export function attestedSettings(values: AttestedValues):
   if (bad !== undefined) {
     throw new AgentError('AGENT_BAD_ARGS', `--coordinator-measurement ${bad}: expected hex of 48 bytes`, { field: 'coordinator-measurement', value: bad })
   }
+  const rtmr = values['coordinator-rtmr']?.map((m) => m.trim().toLowerCase())
+  const badRtmr = rtmr?.find((m) => !RTMR_PIN.test(m))
+  if (badRtmr !== undefined) {
+    throw new AgentError('AGENT_BAD_ARGS', `--coordinator-rtmr ${badRtmr}: expected <index 0-3>=<hex of 48 bytes>`, { field: 'coordinator-rtmr', value: badRtmr })
+  }
   const evidence = values.evidence ?? 'auto'
   if (values['simulated-hostdata'] !== undefined && evidence !== 'simulated') {
     throw new AgentError('AGENT_BAD_ARGS', '--simulated-hostdata needs --evidence simulated', { field: 'simulated-hostdata' })
   }
-  return { address: values.coordinator, identity, measurements, evidence, simulatedHostData: values['simulated-hostdata'] }
+  return { address: values.coordinator, identity, measurements, rtmr, evidence, simulatedHostData: values['simulated-hostdata'] }
 }
 
 /** `--coordinator-identity`: see parseCoordinatorIdentity. */
@@ -114,6 +130,7 @@ async function startAttested(
     address: settings.address,
     identity: settings.identity,
     coordinatorMeasurements: settings.measurements,
+    coordinatorRtmr: settings.rtmr,
     provider,
     // A pod that itself runs without a TEE may talk to a simulated coordinator; a real one never.
     acceptSimulatedCoordinator: settings.evidence === 'simulated',

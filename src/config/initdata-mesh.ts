@@ -11,6 +11,7 @@ import { configInvalid, isConfigError, type ConfigIssue } from './errors.js'
 import type { InitdataDocument } from './initdata.js'
 import { InitdataError } from './initdata-errors.js'
 import { meshConfigFromText } from './parse.js'
+import { RTMR_PIN } from './rtmr-pin.js'
 import type { MeshConfig, Port } from './types.js'
 
 /** The `[data]` key of the mesh section. */
@@ -33,6 +34,12 @@ export interface CoordinatorPin {
    * launch; these name the code that runs it.
    */
   readonly measurements?: readonly string[]
+  /**
+   * TDX: RTMR values the coordinator's evidence must report, as `<index>=<hex of 48 B>`
+   * (several for one index = any of them). MRTD names only the firmware; a Kata TD's
+   * kernel is in RTMR1 and its command line and initrd in RTMR2.
+   */
+  readonly rtmr?: readonly string[]
 }
 
 /**
@@ -84,7 +91,7 @@ function coordinatorPin(value: unknown, issues: ConfigIssue[]): CoordinatorPin |
   }
   const table = value as Record<string, unknown>
   for (const key of Object.keys(table)) {
-    if (key !== 'address' && key !== 'identity' && key !== 'measurements') issues.push({ source: at(key), reason: 'UNKNOWN_KEY', message: `unknown key "coordinator.${key}"` })
+    if (key !== 'address' && key !== 'identity' && key !== 'measurements' && key !== 'rtmr') issues.push({ source: at(key), reason: 'UNKNOWN_KEY', message: `unknown key "coordinator.${key}"` })
   }
   const address = parseAddress(table['address'], at('address'), issues)
   const identity = table['identity']
@@ -100,8 +107,23 @@ function coordinatorPin(value: unknown, issues: ConfigIssue[]): CoordinatorPin |
     })
   } else pinned = identity.toLowerCase()
   const measurements = parseMeasurements(table['measurements'], at('measurements'), issues)
+  const rtmr = parseRtmrPins(table['rtmr'], at('rtmr'), issues)
   if (address === undefined || pinned === undefined) return undefined
-  return measurements === undefined ? { address, identity: pinned } : { address, identity: pinned, measurements }
+  return { address, identity: pinned, ...(measurements !== undefined ? { measurements } : {}), ...(rtmr !== undefined ? { rtmr } : {}) }
+}
+
+function parseRtmrPins(value: unknown, source: string, issues: ConfigIssue[]): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value) || value.length === 0) {
+    issues.push({ source, reason: 'WRONG_TYPE', message: 'rtmr must be a non-empty array of "<index>=<hex>" strings' })
+    return undefined
+  }
+  const out: string[] = []
+  value.forEach((m, index) => {
+    if (typeof m === 'string' && RTMR_PIN.test(m.toLowerCase())) out.push(m.toLowerCase())
+    else issues.push({ source, index, entry: String(m), reason: 'INVALID_VALUE', message: 'an RTMR pin is "<index 0-3>=<hex of 48 bytes>"' })
+  })
+  return out.length === value.length ? out : undefined
 }
 
 const MEASUREMENT = /^[0-9a-f]{96}$/
@@ -210,6 +232,7 @@ export function renderMeshSection(section: MeshSection): string {
       address: hostPortText(coordinator.address.host, coordinator.address.port),
       identity: coordinator.identity,
       ...(coordinator.measurements !== undefined ? { measurements: [...coordinator.measurements] } : {}),
+      ...(coordinator.rtmr !== undefined ? { rtmr: [...coordinator.rtmr] } : {}),
     },
   }
   if (section.workload !== undefined) doc['workload'] = { sans: [...section.workload.sans], workloadSecretId: section.workload.workloadSecretId }

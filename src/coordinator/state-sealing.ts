@@ -14,7 +14,6 @@ import { closeSync, existsSync, openSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import koffi from 'koffi'
 import { CoordinatorError } from './errors.js'
 
 export type SealerKind = 'snp-derived-key' | 'key-file' | 'simulated'
@@ -85,22 +84,28 @@ export function snpDerivedKeyRequest(opts: { vmpl: number }): Buffer {
   return req
 }
 
+type Koffi = typeof import('koffi').default
 interface Libc {
+  koffi: Koffi
   ioctl: (fd: number, request: number, arg: Buffer) => number
   memcpy: (dst: Buffer, src: unknown, n: number) => unknown
 }
 let libc: Libc | undefined
-function loadLibc(): Libc {
+// koffi (FFI) is loaded only when a derived key is asked for: a coordinator on a simulated
+// TEE or with a key file never touches it.
+async function loadLibc(): Promise<Libc> {
   if (libc !== undefined) return libc
+  const koffi = (await import('koffi')).default
   const lib = koffi.load('libc.so.6')
   libc = {
+    koffi,
     ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as Libc['ioctl'],
     memcpy: lib.func('void *memcpy(void *dst, const void *src, size_t n)') as Libc['memcpy'],
   }
   return libc
 }
 
-function errnoName(errno: number): string {
+function errnoName(koffi: Koffi, errno: number): string {
   for (const [name, value] of Object.entries(koffi.os.errno)) if (value === errno) return name
   return `errno ${errno}`
 }
@@ -120,13 +125,14 @@ export function snpDerivedKeySealer(opts: { device?: string; vmpl?: number } = {
     params: { rootKey: 'vcek', fields: 'guestPolicy,measurement', vmpl },
     key: async () => {
       if (cached !== undefined) return cached
+      const c = await loadLibc()
+      const koffi = c.koffi
       let fd: number
       try {
         fd = openSync(device, 'r+')
       } catch (cause) {
         throw unavailable(`${device} cannot be opened: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {}, cause)
       }
-      const c = loadLibc()
       const req = koffi.alloc('uint8_t', 32)
       const resp = koffi.alloc('uint8_t', 64)
       try {
@@ -138,7 +144,7 @@ export function snpDerivedKeySealer(opts: { device?: string; vmpl?: number } = {
         arg.writeBigUInt64LE(BigInt(koffi.address(req)), 8)
         arg.writeBigUInt64LE(BigInt(koffi.address(resp)), 16)
         if (c.ioctl(fd, SNP_GET_DERIVED_KEY, arg) !== 0) {
-          const errno = errnoName(koffi.errno())
+          const errno = errnoName(koffi, koffi.errno())
           throw unavailable(`SNP_GET_DERIVED_KEY on ${device} failed: ${errno} (firmware error 0x${arg.readUInt32LE(24).toString(16)}, VMM error 0x${arg.readUInt32LE(28).toString(16)})`, {
             errno,
             fwError: arg.readUInt32LE(24),

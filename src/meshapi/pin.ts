@@ -7,7 +7,8 @@ import { createHash, X509Certificate } from 'node:crypto'
 import { toHex } from '../attestation/index.js'
 import { checkTlsMaterial, splitPemCertificates, type TlsMaterial, type TlsMaterialInfo } from '../pki/index.js'
 import { isMeshApiError, MeshApiError } from './errors.js'
-import { checkEvidence, wireToEvidence, type CheckedEvidence } from './evidence.js'
+import { checkEvidence, wireToEvidence, type CheckedEvidence, type EvidenceCheckOptions } from './evidence.js'
+import { RTMR_PIN } from '../config/rtmr-pin.js'
 import type { CoordinatorIdentity } from './identity.js'
 import type { ChallengeResponse, NewMeshCertResponse } from './proto.js'
 
@@ -16,7 +17,7 @@ import type { ChallengeResponse, NewMeshCertResponse } from './proto.js'
  * launch measurement names the code. On real hardware the pin must carry both (labs
  * with simulated evidence prove nothing either way and are exempt).
  */
-export function requireMeasurementPin(measurements: readonly string[] | undefined, tee: string): void {
+export function requireMeasurementPin(measurements: readonly string[] | undefined, tee: string, rtmr?: readonly string[]): void {
   if (measurements === undefined && tee !== 'simulated') {
     throw new MeshApiError(
       'COORDINATOR_UNTRUSTED',
@@ -24,6 +25,28 @@ export function requireMeasurementPin(measurements: readonly string[] | undefine
       { step: 'identity', tee },
     )
   }
+  // A TD's MRTD measures only its firmware; the kernel (RTMR1) and its command line and
+  // initrd (RTMR2) are what the firmware loaded.
+  const pinned = new Set(Object.keys(rtmrAllowLists(rtmr)))
+  if (tee === 'tdx' && !(pinned.has('1') && pinned.has('2'))) {
+    throw new MeshApiError(
+      'COORDINATOR_UNTRUSTED',
+      'a TDX coordinator pinned by policy hash needs RTMR1 (kernel) and RTMR2 (command line, initrd) pinned too; MRTD names only the firmware: pin --coordinator-rtmr 1=<hex> and 2=<hex>',
+      { step: 'identity', tee, rtmrPinned: [...pinned] },
+    )
+  }
+}
+
+/** `<index>=<hex>` pins as allow-lists per RTMR index. */
+export function rtmrAllowLists(pins: readonly string[] | undefined): Partial<Record<'0' | '1' | '2' | '3', string[]>> {
+  const out: Partial<Record<'0' | '1' | '2' | '3', string[]>> = {}
+  for (const p of pins ?? []) {
+    const m = RTMR_PIN.exec(p)
+    if (m === null) continue
+    const i = m[1] as '0' | '1' | '2' | '3'
+    ;(out[i] ??= []).push(m[2]!)
+  }
+  return out
 }
 
 /** The pinned digest as the TEE field holds it: zero-padded or truncated (as Kata does). */
@@ -41,8 +64,12 @@ export interface CoordinatorPin {
    * chosen by whoever launches the VM, so on its own it says nothing about the code.
    */
   readonly measurements?: readonly string[] | undefined
+  /** TDX: `<index>=<hex>` RTMR pins; with a policy-hash pin RTMR1 and RTMR2 are required. */
+  readonly rtmr?: readonly string[] | undefined
   /** Accept a coordinator whose evidence is simulated (only with our own simulated evidence). */
   readonly acceptSimulated: boolean
+  /** Test roots in place of AMD's and Intel's (EvidenceCheckOptions.vendorRoots); tests only. */
+  readonly vendorRoots?: EvidenceCheckOptions['vendorRoots']
 }
 
 /** What the channel showed during one Challenge. */
@@ -84,7 +111,15 @@ export function verifyCoordinator(seen: ChallengeSeen, pin: CoordinatorPin): Ver
       nonce: seen.clientNonce,
       at: seen.at,
       acceptSimulated: pin.acceptSimulated,
-      ...(measurements !== undefined ? { referenceValues: { snp: { measurements: [...measurements] }, tdx: { mrTd: [...measurements] } } } : {}),
+      ...(pin.vendorRoots !== undefined ? { vendorRoots: pin.vendorRoots } : {}),
+      ...(measurements !== undefined || pin.rtmr !== undefined
+        ? {
+            referenceValues: {
+              snp: { ...(measurements !== undefined ? { measurements: [...measurements] } : {}) },
+              tdx: { ...(measurements !== undefined ? { mrTd: [...measurements] } : {}), rtmr: rtmrAllowLists(pin.rtmr) },
+            },
+          }
+        : {}),
     })
   } catch (err) {
     if (!isMeshApiError(err)) throw err
@@ -95,7 +130,7 @@ export function verifyCoordinator(seen: ChallengeSeen, pin: CoordinatorPin): Ver
     throw new MeshApiError('COORDINATOR_UNTRUSTED', `coordinator root ${rootSha256} is not the pinned ${pin.identity.sha256}`, { step: 'identity', rootSha256 })
   }
   if (pin.identity.kind === 'policy-hash') {
-    requireMeasurementPin(pin.measurements, checked.tee)
+    requireMeasurementPin(pin.measurements, checked.tee, pin.rtmr)
     const reported = toHex(checked.policyHash)
     const want = pinAsField(pin.identity.hex, checked.policyHash.byteLength)
     if (reported !== want) {
