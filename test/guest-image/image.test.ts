@@ -103,6 +103,12 @@ describe.skipIf(missing !== undefined && !CI)(`guest image${missing !== undefine
     expect(r.stderr).toContain('"web#99999#false": PORT_OUT_OF_RANGE')
   })
 
+  it('carries Envoy, which runs in the tree, so run --dataplane auto picks it', () => {
+    const r = run('chroot', [TREE, '/usr/local/bin/envoy', '--version'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/version: [0-9a-f]+\/1\.40\.0\//)
+  })
+
   it('ships production dependencies only', () => {
     const mods = join(TREE, 'opt/podvm-mesh/node_modules')
     expect(existsSync(join(mods, 'pino'))).toBe(true)
