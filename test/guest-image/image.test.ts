@@ -105,7 +105,7 @@ describe.skipIf(missing !== undefined && !CI)(`guest image${missing !== undefine
 
   it('carries Envoy, which runs in the tree, so run --dataplane auto picks it', () => {
     const r = run('chroot', [TREE, '/usr/local/bin/envoy', '--version'])
-    expect(r.code).toBe(0)
+    expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/version: [0-9a-f]+\/1\.40\.0\//)
   })
 
