@@ -3,6 +3,7 @@
 // Order matters: the last tests kill B's daemon and check that the pod stays closed.
 
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   A_EGRESS,
@@ -385,6 +386,20 @@ for (const plane of planes) {
         if (daemonB.child.exitCode === null && daemonB.child.signalCode === null) {
           daemonB.kill('SIGKILL')
           await daemonB.exited
+          if (plane.kind === 'envoy') {
+            // Envoy dies with its daemon (pdeathsig): no orphan keeps serving.
+            const pid = daemonB.records().filter((r) => r['msg'] === 'envoy spawned').at(-1)?.['pid'] as number
+            // Gone, or a zombie (dead; whoever inherits it may be slow to reap).
+            const alive = (): boolean => {
+              try {
+                return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+              } catch {
+                return false
+              }
+            }
+            for (let i = 0; i < 40 && alive(); i++) await new Promise((r) => setTimeout(r, 50))
+            expect(alive()).toBe(false)
+          }
         }
         for (const port of [APP_PORTS.mtls, APP_PORTS.tls]) {
           const { reached } = await reaches('c', { host: b[family], port }, `C-DEAD-${port}`)

@@ -18,7 +18,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
-import { mkdirSync } from 'node:fs'
+import { accessSync, constants, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Logger } from 'pino'
@@ -46,6 +46,18 @@ const PINO_LEVEL: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error' |
   critical: 'fatal',
   off: 'info',
 }
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** util-linux's setpriv (Debian: essential), for PR_SET_PDEATHSIG between fork and exec. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find(executable)
 
 export const DEFAULT_ENVOY_ADMIN_PORT = 15000
 /** How often a starting Envoy's /ready is polled: bounds how late `live` notices it. */
@@ -302,7 +314,14 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     const envoyPath = this.#opts.envoyPath ?? 'envoy'
     const startedAt = performance.now()
     this.#starts++
-    const child = spawn(envoyPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    // Envoy dies with the daemon (SIGKILL on the daemon's death, through setpriv, which
+    // execs it: same pid). An orphan would keep serving with a configuration no one
+    // manages, and its admin port would make the next daemon's Envoy crash-loop. systemd
+    // kills the unit's cgroup anyway; this covers every other way of running the daemon.
+    const setpriv = SETPRIV !== undefined && executable(envoyPath)
+    const child = setpriv
+      ? spawn(SETPRIV!, ['--pdeathsig', 'KILL', '--', envoyPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(envoyPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.#child = child
     this.#log.info({ pid: child.pid, envoyPath, start: this.#starts }, 'envoy spawned')
     this.#pipeLines(child)
