@@ -4,7 +4,7 @@
 import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import type { Logger } from 'pino'
-import type { DataPlane, DataPlaneSpec } from '../dataplane/index.js'
+import type { DataPlane, DataPlaneSpec, PendingLimits } from '../dataplane/index.js'
 import { AgentError } from './errors.js'
 
 export type DataPlaneKind = 'builtin' | 'envoy' | 'auto'
@@ -49,16 +49,35 @@ export function chooseDataPlane(kind: string, env: NodeJS.ProcessEnv, envoyBin?:
   return { kind: 'builtin', reason: 'no envoy executable found' }
 }
 
+/** The builtin data plane's bounds on unauthenticated connections, from `--max-pending[-per-source]`. */
+export function pendingLimitsFromArgs(values: { readonly 'max-pending'?: string; readonly 'max-pending-per-source'?: string }): Partial<PendingLimits> {
+  const out: { -readonly [K in keyof PendingLimits]?: number } = {}
+  const flags = [
+    ['max-pending', 'pendingPerListener'],
+    ['max-pending-per-source', 'pendingPerSource'],
+  ] as const
+  for (const [flag, key] of flags) {
+    const text = values[flag]
+    if (text === undefined) continue
+    const n = Number(text)
+    if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+      throw new AgentError('AGENT_BAD_ARGS', `--${flag} must be a positive integer, got "${text}"`, { field: flag, value: text })
+    }
+    out[key] = n
+  }
+  return out
+}
+
 /** Loads only the chosen implementation: the other one's modules stay out of the process. */
 export async function createDataPlane(
   choice: DataPlaneChoice,
   spec: DataPlaneSpec,
-  opts: { log: Logger; workDir?: string },
+  opts: { log: Logger; workDir?: string; limits?: Partial<PendingLimits> },
 ): Promise<DataPlane> {
   opts.log.info({ dataplane: choice.kind, reason: choice.reason }, 'data plane chosen')
   if (choice.kind === 'builtin') {
     const { createBuiltinDataPlane } = await import('../dataplane/builtin/index.js')
-    return createBuiltinDataPlane(spec, { log: opts.log })
+    return createBuiltinDataPlane(spec, { log: opts.log, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) })
   }
   const { DEFAULT_ENVOY_WORK_DIR, EnvoyDataPlane } = await import('../dataplane/envoy/index.js')
   return new EnvoyDataPlane({

@@ -45,6 +45,10 @@ export function renderMetrics(stats: DataPlaneStats | undefined, gauges: AgentGa
     labelled(out, 'podvm_mesh_connections_accepted_total', 'listener', stats.connectionsAccepted)
     family(out, 'podvm_mesh_connections_active', 'gauge', 'Connections open now.')
     out.push(`podvm_mesh_connections_active ${stats.connectionsActive}`)
+    if (stats.connectionsPending !== undefined) {
+      family(out, 'podvm_mesh_connections_pending', 'gauge', 'Open connections not authenticated yet (held for certificates or in the handshake).')
+      out.push(`podvm_mesh_connections_pending ${stats.connectionsPending}`)
+    }
     family(out, 'podvm_mesh_handshakes_total', 'counter', 'Completed TLS handshakes, by listener.')
     labelled(out, 'podvm_mesh_handshakes_total', 'listener', stats.handshakesCompleted)
     family(out, 'podvm_mesh_failures_total', 'counter', 'Refused or failed connections, by reason.')

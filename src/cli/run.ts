@@ -9,6 +9,7 @@ import {
   chooseDataPlane,
   createDataPlane,
   exemptCoordinator,
+  pendingLimitsFromArgs,
   measuredConfig,
   MeshDaemon,
   renderMetrics,
@@ -18,7 +19,7 @@ import {
 import type { AttestedRun } from '../agent/attested-certs.js'
 import { CONFIG_USAGE, configFromArgs } from '../config/index.js'
 import { RTMR_PIN } from '../config/rtmr-pin.js'
-import { deriveSpec, type DataPlane } from '../dataplane/index.js'
+import { DEFAULT_PENDING_LIMITS, deriveSpec, type DataPlane } from '../dataplane/index.js'
 import { isMeshError } from '../errors.js'
 import { createRootLogger } from '../logger.js'
 // Not the meshapi barrel: it loads gRPC and the verifiers, which `run` loads only with --coordinator.
@@ -52,6 +53,11 @@ const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane KIND]
   --envoy-bin PATH   Envoy executable (default: ENVOY_BIN, else envoy on PATH)
   --work-dir DIR     Envoy's bootstrap and SDS files (default /run/podvm-mesh/envoy)
   --log-level LEVEL  pino level (default info); MESH_TRACE=component,... for trace
+  --max-pending N    builtin data plane: unauthenticated connections per listener; beyond
+                     it the oldest is shed (default ${DEFAULT_PENDING_LIMITS.pendingPerListener})
+  --max-pending-per-source N
+                     builtin data plane: unauthenticated ingress connections per source
+                     address; beyond it new ones are refused (default ${DEFAULT_PENDING_LIMITS.pendingPerSource})
   --initdata SRC     the measured mesh config and coordinator pin from Kata initdata:
                      auto (find the initdata block device), a block device/image, or a .toml
                      document; excludes the config flags, --file and --coordinator
@@ -152,11 +158,14 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
       'envoy-bin': { type: 'string' },
       'work-dir': { type: 'string' },
       'log-level': { type: 'string' },
+      'max-pending': { type: 'string' },
+      'max-pending-per-source': { type: 'string' },
       initdata: { type: 'string' },
       ...ATTESTED_OPTIONS,
     },
   })
   const choice = chooseDataPlane(parsed.values.dataplane ?? 'auto', io.env, parsed.values['envoy-bin'])
+  const limits = pendingLimitsFromArgs(parsed.values)
   const measured: MeasuredConfig | undefined = measuredConfig(parsed)
   const attestedValues = measured?.attestedValues ?? parsed.values
   // Every flag is checked before anything is applied or started.
@@ -196,6 +205,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
         })
   const dataPlane: DataPlane = await createDataPlane(choice, deriveSpec(config), {
     log,
+    limits,
     workDir: parsed.values['work-dir'],
   })
   const daemon = new MeshDaemon({ config, tlsDir, dataPlane, runner: execRunner, log })

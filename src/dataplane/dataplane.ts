@@ -10,8 +10,13 @@ export interface DataPlaneStats {
   /** By listener name. */
   readonly connectionsAccepted: Readonly<Record<string, number>>
   readonly connectionsActive: number
+  /** Of those, not authenticated yet (held for certificates or in the handshake); builtin only. */
+  readonly connectionsPending?: number
   readonly handshakesCompleted: Readonly<Record<string, number>>
-  /** By failure reason code (e.g. `TLS_HANDSHAKE`, `NO_CLIENT_CERT`, `SAN_MISMATCH`, `LOOP`, `UPSTREAM_CONNECT`). */
+  /**
+   * By failure reason code (e.g. `TLS_HANDSHAKE`, `NO_CLIENT_CERT`, `SAN_MISMATCH`, `LOOP`, `UPSTREAM_CONNECT`,
+   * and the flood bounds `PENDING_PER_SOURCE`, `PENDING_SHED`).
+   */
   readonly failures: Readonly<Record<string, number>>
   readonly bytesIn: number
   readonly bytesOut: number

@@ -7,9 +7,10 @@ export type {
   EgressListenerSpec,
   IngressListenerSpec,
   ListenerSpec,
+  PendingLimits,
   TimeoutsSpec,
 } from './spec.js'
-export { DEFAULT_TIMEOUTS, deriveSpec } from './spec.js'
+export { DEFAULT_PENDING_LIMITS, DEFAULT_TIMEOUTS, deriveSpec } from './spec.js'
 export { DataPlaneError, isDataPlaneError } from './errors.js'
 export type { DataPlaneCode } from './errors.js'
 // The implementations are imported from './builtin/index.js' and './envoy/index.js',

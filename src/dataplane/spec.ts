@@ -53,6 +53,24 @@ export interface TimeoutsSpec {
   readonly drainMs: number
 }
 
+/**
+ * Bounds on connections that have not authenticated yet (held while certificates are
+ * missing, or in the TLS handshake). The builtin data plane enforces them
+ * (builtin/admission.ts); Envoy has its own cap on all downstream connections.
+ */
+export interface PendingLimits {
+  /** Pending connections per listener; beyond it the oldest is shed. */
+  readonly pendingPerListener: number
+  /** Pending connections per source address on ingress listeners; beyond it new ones are refused. */
+  readonly pendingPerSource: number
+}
+
+/**
+ * About 10 KB per pending TLS connection (measured: bench/flood.ts), so about 10 MB per
+ * listener. The per-source bound leaves room for a peer that opens a connection pool at once.
+ */
+export const DEFAULT_PENDING_LIMITS: PendingLimits = { pendingPerListener: 1024, pendingPerSource: 128 }
+
 export interface DataPlaneSpec {
   /** Stable order: ingress (15006, 15007), egress capture, egress by address:port. */
   readonly listeners: readonly ListenerSpec[]

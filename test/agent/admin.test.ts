@@ -39,6 +39,15 @@ describe('renderMetrics', () => {
     expect(text).toMatch(/^podvm_mesh_ready 0$/m)
     expect(text).not.toContain('certificate_expiry')
   })
+
+  it('renders the pending gauge and the flood bounds\' failure reasons when the data plane reports them', () => {
+    const gauges = { ready: true, state: 'ready', startedAt: new Date(0), certificateReloads: 1 }
+    expect(renderMetrics(STATS, gauges)).not.toContain('connections_pending')
+    const text = renderMetrics({ ...STATS, connectionsPending: 7, failures: { PENDING_PER_SOURCE: 5, PENDING_SHED: 2 } }, gauges)
+    expect(text).toContain('# TYPE podvm_mesh_connections_pending gauge')
+    expect(text).toMatch(/^podvm_mesh_connections_pending 7$/m)
+    expect(text).toContain('podvm_mesh_failures_total{reason="PENDING_PER_SOURCE"} 5\npodvm_mesh_failures_total{reason="PENDING_SHED"} 2')
+  })
 })
 
 describe('admin endpoint', () => {

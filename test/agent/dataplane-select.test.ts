@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chooseDataPlane, findEnvoy } from '../../src/agent/dataplane-select.js'
+import { chooseDataPlane, findEnvoy, pendingLimitsFromArgs } from '../../src/agent/dataplane-select.js'
 import { thrown } from '../support.js'
 
 describe('chooseDataPlane', () => {
@@ -48,5 +48,19 @@ describe('chooseDataPlane', () => {
 
   it('rejects an unknown kind', () => {
     expect(thrown(() => chooseDataPlane('nginx', {}))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { kind: 'nginx' } })
+  })
+})
+
+describe('pendingLimitsFromArgs', () => {
+  it('maps --max-pending and --max-pending-per-source; unset flags keep the defaults', () => {
+    expect(pendingLimitsFromArgs({})).toEqual({})
+    expect(pendingLimitsFromArgs({ 'max-pending': '256', 'max-pending-per-source': '16' })).toEqual({ pendingPerListener: 256, pendingPerSource: 16 })
+  })
+
+  it.each(['0', '-1', '1.5', '1e3', 'many', ''])('rejects %j, naming the flag', (bad) => {
+    expect(thrown(() => pendingLimitsFromArgs({ 'max-pending-per-source': bad }))).toMatchObject({
+      code: 'AGENT_BAD_ARGS',
+      details: { field: 'max-pending-per-source', value: bad },
+    })
   })
 })

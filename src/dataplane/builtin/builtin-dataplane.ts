@@ -7,7 +7,10 @@
 // Listeners are bound at start(), before credentials exist, so the workload never
 // sees a refusal; connections accepted without credentials are held — paused, no
 // byte read — until credentials arrive or timeouts.certificateWaitMs passes, then
-// closed. Nothing is ever forwarded in plaintext from a TLS listener.
+// closed. Nothing is ever forwarded in plaintext from a TLS listener. Connections
+// that have not authenticated yet (held, or in the handshake) are bounded per
+// listener and per source address (admission.ts); refusal logs are rate-limited
+// per reason (refusal-log.ts), while the failure counters count every connection.
 //
 // Transparent listeners (ingress, egress capture) bind one dual-stack socket on
 // `::` with IPV6_TRANSPARENT: nft `tproxy` in an inet table finds it for IPv4
@@ -21,11 +24,21 @@ import type { Logger } from 'pino'
 import { MESH_SOCKET_MARK } from '../../config/index.js'
 import type { DataPlane, DataPlaneState, DataPlaneStats, TlsMaterial } from '../dataplane.js'
 import { DataPlaneError, isDataPlaneError } from '../errors.js'
-import type { DataPlaneSpec, EgressCaptureListenerSpec, EgressListenerSpec, IngressListenerSpec, ListenerSpec } from '../spec.js'
+import {
+  DEFAULT_PENDING_LIMITS,
+  type DataPlaneSpec,
+  type EgressCaptureListenerSpec,
+  type EgressListenerSpec,
+  type IngressListenerSpec,
+  type ListenerSpec,
+  type PendingLimits,
+} from '../spec.js'
+import { PendingConnections } from './admission.js'
 import { Connection } from './connection.js'
 import { buildCredentials, type Credentials } from './credentials.js'
 import { resetLeg, splice, type Leg } from './forward.js'
 import { certificateHasName, certificateNames, isIpLiteral, unmapAddress } from './peer-name.js'
+import { DEFAULT_LOG_LIMIT, LogLimiter, type Clock, type LogLimitOptions } from './refusal-log.js'
 import { createMarkedSocket, setServerTransparent, type IpFamily } from './socket-options.js'
 import { UpstreamResolver } from './upstream-resolver.js'
 import { pollUntilLive } from '../wait-live.js'
@@ -48,6 +61,10 @@ export type FailureReason =
   | 'UPSTREAM_CONNECT'
   /** An established connection was reset; the reset was propagated to the other side. */
   | 'RESET'
+  /** Refused at accept: its source address already had limits.pendingPerSource pending connections. */
+  | 'PENDING_PER_SOURCE'
+  /** Shed while still unauthenticated: the oldest pending one when its listener reached limits.pendingPerListener. */
+  | 'PENDING_SHED'
 
 export interface BuiltinDataPlaneOptions {
   readonly log: Logger
@@ -64,6 +81,12 @@ export interface BuiltinDataPlaneOptions {
   readonly transparent?: boolean
   /** Bound on client-side TLS session cache entries. */
   readonly sessionCacheEntries?: number
+  /** Bounds on unauthenticated connections (admission.ts); unset fields keep their defaults. */
+  readonly limits?: Partial<PendingLimits>
+  /** Per-reason rate limit of per-connection failure logs. */
+  readonly refusalLog?: LogLimitOptions
+  /** Time for the log rate limit; tests inject one. */
+  readonly clock?: Clock
   /** Called after each state change, never synchronously inside the triggering call. */
   readonly onStateChange?: (prev: DataPlaneState, next: DataPlaneState) => void
 }
@@ -89,7 +112,6 @@ interface BoundListener {
 }
 
 interface Held {
-  readonly conn: Connection
   readonly timer: NodeJS.Timeout
   readonly proceed: () => void
 }
@@ -152,7 +174,11 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
   #generation = 0
   readonly #resolver = new UpstreamResolver()
   readonly #conns = new Set<Connection>()
-  readonly #held = new Set<Held>()
+  readonly #held = new Map<Connection, Held>()
+  readonly #pending: PendingConnections
+  /** Ends the pending phase of a connection (admission.ts), until it authenticated or closed. */
+  readonly #release = new Map<Connection, () => void>()
+  readonly #logLimit: LogLimiter
   #nextConnId = 1
   #closing: Promise<void> | undefined
   #drained: (() => void) | undefined
@@ -170,6 +196,13 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
     this.#transparent = opts.transparent ?? true
     this.#sessionCacheEntries = opts.sessionCacheEntries
     this.#onStateChange = opts.onStateChange
+    this.#pending = new PendingConnections({ ...DEFAULT_PENDING_LIMITS, ...opts.limits })
+    this.#logLimit = new LogLimiter(
+      (reason, suppressed, intervalMs) =>
+        this.#log.warn({ reason, suppressed, intervalMs }, `${suppressed} more connection failures (${reason}) not logged`),
+      opts.refusalLog ?? DEFAULT_LOG_LIMIT,
+      opts.clock,
+    )
     const names = new Set<string>()
     for (const l of spec.listeners) {
       if (names.has(l.name)) {
@@ -204,6 +237,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
         this.#stopAccepting()
         this.#dropHeld()
         for (const c of [...this.#conns]) c.destroy()
+        this.#logLimit.flush()
         this.#drained?.()
         break
       default:
@@ -244,7 +278,10 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
     if (this.#state === 'closed') {
       throw new DataPlaneError('DATAPLANE_STATE', 'setCredentials() after close', { from: this.#state, to: this.#state })
     }
-    const creds = buildCredentials(material, this.#generation + 1, this.#sessionCacheEntries)
+    const creds = buildCredentials(material, this.#generation + 1, {
+      serverListeners: this.#spec.listeners.filter((l) => l.kind === 'ingress').map((l) => l.name),
+      ...(this.#sessionCacheEntries !== undefined ? { sessionCacheEntries: this.#sessionCacheEntries } : {}),
+    })
     this.#generation = creds.generation
     this.#credentials = creds
     this.#log.info({ generation: creds.generation, leaf: creds.leaf }, 'credentials installed')
@@ -290,6 +327,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
     return {
       connectionsAccepted: { ...this.#accepted },
       connectionsActive: this.#conns.size,
+      connectionsPending: this.#pending.count(),
       handshakesCompleted: { ...this.#handshakes },
       failures: { ...this.#failures },
       bytesIn: this.#bytesIn,
@@ -326,19 +364,20 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
   #releaseHeld(): void {
     const held = [...this.#held]
     this.#held.clear()
-    for (const h of held) {
+    for (const [conn, h] of held) {
       clearTimeout(h.timer)
-      if (!h.conn.closed) h.proceed()
+      if (!conn.closed) h.proceed()
     }
     if (held.length > 0) this.#log.info({ released: held.length }, 'released held connections')
   }
 
   #dropHeld(): void {
-    for (const h of this.#held) {
-      clearTimeout(h.timer)
-      h.conn.destroy()
-    }
+    const held = [...this.#held]
     this.#held.clear()
+    for (const [conn, h] of held) {
+      clearTimeout(h.timer)
+      conn.destroy()
+    }
   }
 
   // ---- listeners -------------------------------------------------------------
@@ -417,22 +456,39 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
         return
       }
     }
+    // Only network-facing listeners are bounded per source: on the others every
+    // connection comes from the workload itself.
+    const source = l.kind === 'ingress' ? unmapAddress(raw.remoteAddress ?? '') : undefined
+    const admission = this.#pending.admit(l.name, source, () => {
+      this.#fail(conn, 'PENDING_SHED', { peer: { address: source ?? raw.remoteAddress }, pending: this.#pending.count(l.name) })
+      conn.destroy()
+    })
+    if (!admission.admitted) {
+      this.#fail(conn, admission.reason, { peer: { address: source } })
+      conn.destroy()
+      return
+    }
+    this.#release.set(conn, admission.release)
     const proceed = (): void => this.#serve(l, conn, raw)
     if (this.#state === 'serving' && this.#credentials !== undefined) {
       proceed()
       return
     }
-    const held: Held = {
-      conn,
+    this.#held.set(conn, {
       proceed,
       timer: setTimeout(() => {
-        this.#held.delete(held)
+        this.#held.delete(conn)
         if (conn.closed) return
         this.#fail(conn, 'CERTIFICATE_WAIT', { waitedMs: this.#spec.timeouts.certificateWaitMs })
         conn.destroy()
       }, this.#spec.timeouts.certificateWaitMs),
-    }
-    this.#held.add(held)
+    })
+  }
+
+  /** The connection proved who it is: it no longer counts against the pending limits. */
+  #authenticated(conn: Connection): void {
+    this.#release.get(conn)?.()
+    this.#release.delete(conn)
   }
 
   #serve(l: ListenerSpec, conn: Connection, raw: net.Socket): void {
@@ -451,6 +507,12 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
 
   #connectionDone(conn: Connection): void {
     this.#conns.delete(conn)
+    this.#authenticated(conn)
+    const held = this.#held.get(conn)
+    if (held !== undefined) {
+      clearTimeout(held.timer)
+      this.#held.delete(conn)
+    }
     const bytes = conn.bytes?.()
     if (this.#log.isLevelEnabled('trace')) this.#log.trace({ listener: conn.listener, conn: conn.id, bytes, state: this.#state }, 'connection closed')
     if (bytes !== undefined) {
@@ -462,6 +524,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
 
   #fail(conn: Connection, reason: FailureReason, fields: Record<string, unknown> = {}): void {
     this.#failures[reason] = (this.#failures[reason] ?? 0) + 1
+    if (!this.#logLimit.allow(reason)) return
     const level = reason === 'SAN_MISMATCH' || reason === 'UNTRUSTED_PEER' ? 'warn' : 'info'
     this.#log[level]({ listener: conn.listener, conn: conn.id, reason, ...fields }, `connection failed: ${reason}`)
   }
@@ -469,17 +532,17 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
   // ---- ingress: TLS in, plaintext to the original destination -------------------
 
   #serveIngress(l: IngressListenerSpec, conn: Connection, raw: net.Socket): void {
-    const creds = this.#credentials
+    const context = this.#credentials?.servers.get(l.name)
     const destination = raw.localAddress
     const port = raw.localPort
-    if (creds === undefined || destination === undefined || port === undefined) {
+    if (context === undefined || destination === undefined || port === undefined) {
       conn.destroy()
       return
     }
     const peer = { address: raw.remoteAddress, port: raw.remotePort }
     const secure = new tls.TLSSocket(raw, {
       isServer: true,
-      secureContext: creds.server,
+      secureContext: context,
       requestCert: l.requireClientCert,
       rejectUnauthorized: l.requireClientCert,
     })
@@ -492,6 +555,18 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
       this.#fail(conn, 'HANDSHAKE_TIMEOUT', { peer, afterMs: this.#spec.timeouts.handshakeMs })
       conn.destroy()
     }, this.#spec.timeouts.handshakeMs)
+    // A shed or reset connection must not keep its timer (and through it the socket) alive.
+    secure.once('close', () => clearTimeout(timer))
+    // A client that leaves before the handshake is over: a server TLSSocket reports the
+    // end but never closes by itself, and would sit out handshakeMs (connect-and-close
+    // is the cheapest flood there is).
+    secure.once('end', () => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      this.#fail(conn, 'TLS_HANDSHAKE', { peer, code: 'EOF_BEFORE_HANDSHAKE' })
+      conn.destroy()
+    })
     secure.once('error', (err) => {
       if (done) return
       done = true
@@ -518,6 +593,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
           return
         }
       }
+      this.#authenticated(conn)
       this.#handshakes[l.name] = (this.#handshakes[l.name] ?? 0) + 1
       if (this.#log.isLevelEnabled('debug')) {
         const cert = secure.getPeerX509Certificate()
@@ -601,6 +677,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
           resetLeg(appLeg)
           conn.destroy()
         }, this.#spec.timeouts.handshakeMs)
+        secure.once('close', () => clearTimeout(timer))
         // Only sessions of a connection that passed the name check enter the cache (keyed
         // by that name): resuming one later is what makes skipping the check sound.
         let named = false
@@ -640,6 +717,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
             return
           }
           named = true
+          this.#authenticated(conn)
           if (pendingSession !== undefined) creds.sessions.set(sessionKey, pendingSession)
           this.#handshakes[conn.listener] = (this.#handshakes[conn.listener] ?? 0) + 1
           if (this.#log.isLevelEnabled('debug')) {
@@ -693,6 +771,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
       clearTimeout(timer)
       if (!connected_) fail({ code: errCode(err) })
     })
+    socket.once('close', () => clearTimeout(timer))
     socket.connect({ host: to.host, port: to.port }, () => {
       connected_ = true
       clearTimeout(timer)

@@ -4,7 +4,7 @@
 // A swap builds a new generation; established connections keep the one they
 // started with, because a TLSSocket holds its own reference to its context.
 
-import { X509Certificate } from 'node:crypto'
+import { createHash, randomBytes, X509Certificate } from 'node:crypto'
 import tls from 'node:tls'
 import type { TlsMaterial } from '../dataplane.js'
 import { DataPlaneError } from '../errors.js'
@@ -36,10 +36,12 @@ export interface Credentials {
   /** Leaf certificate, for logs. */
   readonly leaf: { readonly subjectAltName: string | undefined; readonly validTo: string; readonly fingerprint256: string }
   /**
-   * One server context for both ingress variants: whether a client certificate is
-   * requested is a per-socket option, not a context property.
+   * One server context per terminating listener, by listener name. Each has its own
+   * session-ID context and its own ticket keys, so a session issued where no client
+   * certificate is asked for (`#false`) cannot resume on the mTLS listener: a
+   * resumed session skips the certificate request.
    */
-  readonly server: tls.SecureContext
+  readonly servers: ReadonlyMap<string, tls.SecureContext>
   readonly client: tls.SecureContext
   readonly sessions: SessionCache
 }
@@ -58,9 +60,18 @@ function firstCertificate(pem: string, field: string): X509Certificate {
   }
 }
 
-const SESSION_ID_CONTEXT = 'podvm-mesh'
+/** OpenSSL's limit (SSL_MAX_SID_CTX_LENGTH) is 32 bytes: a digest of the listener name fits any name. */
+function sessionIdContext(listener: string): string {
+  return createHash('sha256').update(`podvm-mesh/${listener}`).digest('hex').slice(0, 32)
+}
 
-export function buildCredentials(material: TlsMaterial, generation: number, sessionCacheEntries?: number): Credentials {
+export interface CredentialOptions {
+  /** Listeners that terminate TLS; each gets its own server context. */
+  readonly serverListeners?: readonly string[]
+  readonly sessionCacheEntries?: number
+}
+
+export function buildCredentials(material: TlsMaterial, generation: number, opts: CredentialOptions = {}): Credentials {
   firstCertificate(material.meshCa, 'meshCa')
   const leaf = firstCertificate(material.certChain, 'certChain')
   const common: tls.SecureContextOptions = {
@@ -72,13 +83,17 @@ export function buildCredentials(material: TlsMaterial, generation: number, sess
     ciphers: CIPHERS,
     ecdhCurve: CURVES,
   }
-  let server: tls.SecureContext
+  const servers = new Map<string, tls.SecureContext>()
   let client: tls.SecureContext
   try {
     // A server that verifies client certificates must name its session-ID context,
     // or OpenSSL refuses every resumption attempt with SESSION_ID_CONTEXT_UNINITIALIZED
     // (tls.Server sets one itself; raw TLSSockets over our own listeners do not).
-    server = tls.createSecureContext({ ...common, sessionIdContext: SESSION_ID_CONTEXT })
+    // Distinct contexts and ticket keys per listener: OpenSSL refuses a session whose
+    // context differs, and a ticket sealed with another listener's keys does not open.
+    for (const name of opts.serverListeners ?? []) {
+      servers.set(name, tls.createSecureContext({ ...common, sessionIdContext: sessionIdContext(name), ticketKeys: randomBytes(48) }))
+    }
     client = tls.createSecureContext(common)
   } catch (cause) {
     // OpenSSL's message names the problem (key mismatch, bad PEM); it never contains key bytes.
@@ -88,8 +103,8 @@ export function buildCredentials(material: TlsMaterial, generation: number, sess
   return {
     generation,
     leaf: { subjectAltName: leaf.subjectAltName, validTo: leaf.validTo, fingerprint256: leaf.fingerprint256 },
-    server,
+    servers,
     client,
-    sessions: new SessionCache(sessionCacheEntries),
+    sessions: new SessionCache(opts.sessionCacheEntries),
   }
 }

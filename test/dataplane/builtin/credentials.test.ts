@@ -22,11 +22,16 @@ describe('SessionCache', () => {
 describe('buildCredentials', () => {
   it('builds contexts and describes the leaf', async () => {
     const pki = await sharedTestPki()
-    const creds = buildCredentials(pki.material(await pki.issue({ dns: ['a.mesh'], ip: ['10.0.0.1'] })), 3)
+    const creds = buildCredentials(pki.material(await pki.issue({ dns: ['a.mesh'], ip: ['10.0.0.1'] })), 3, {
+      serverListeners: ['ingress', 'ingress-no-client-auth'],
+    })
     expect(creds.generation).toBe(3)
     expect(creds.leaf.subjectAltName).toBe('DNS:a.mesh, IP Address:10.0.0.1')
     expect(creds.sessions.size).toBe(0)
-    expect(creds.server).not.toBe(creds.client)
+    // One server context per terminating listener (their own session contexts and ticket keys).
+    expect([...creds.servers.keys()]).toEqual(['ingress', 'ingress-no-client-auth'])
+    expect(creds.servers.get('ingress')).not.toBe(creds.servers.get('ingress-no-client-auth'))
+    expect(creds.servers.get('ingress')).not.toBe(creds.client)
   })
 
   it.each([

@@ -3,7 +3,8 @@
 // credentials (connections are held) and takes line commands on stdin:
 //   load   install credentials      stats   print stats as one JSON line
 //   close  close() and exit
-// Logs (pino JSON) go to stderr; stdout carries only JSON replies.
+// Logs (pino JSON) go to stderr; stdout carries only JSON replies. An optional third
+// argument is JSON: `timeouts` (partial) and further builtin data-plane options.
 
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -13,17 +14,18 @@ import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec } from '../../../src/dataplane/index.js'
 import { createBuiltinDataPlane } from '../../../src/dataplane/builtin/index.js'
 
-const [dir, captureArg] = process.argv.slice(2)
-if (dir === undefined) throw new Error('usage: dataplane-main.ts <tls-config dir> [capture]')
+const [dir, captureArg, optionsArg] = process.argv.slice(2)
+if (dir === undefined) throw new Error('usage: dataplane-main.ts <tls-config dir> [capture|-] [options JSON]')
+const { timeouts, ...options } = JSON.parse(optionsArg ?? '{}') as { timeouts?: Record<string, number> } & Record<string, unknown>
 const config: MeshConfig = {
   ingress: { enabled: true, rules: [] },
   egress: [],
   transparentEgress: { enabled: captureArg === 'capture', allowPlaintext: [] },
   admin: { port: 15020 as Port, exposed: false },
 }
-const spec = deriveSpec(config, { handshakeMs: 1000, connectMs: 3000, certificateWaitMs: 10_000, drainMs: 500 })
+const spec = deriveSpec(config, { handshakeMs: 1000, connectMs: 3000, certificateWaitMs: 10_000, drainMs: 500, ...timeouts })
 const log = pino({ level: 'debug' }, pino.destination(2))
-const dp = createBuiltinDataPlane(spec, { log })
+const dp = createBuiltinDataPlane(spec, { ...options, log })
 const reply = (obj: unknown): void => {
   process.stdout.write(`${JSON.stringify(obj)}\n`)
 }
