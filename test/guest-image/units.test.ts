@@ -51,6 +51,22 @@ describe('guest-image units', () => {
     expect(words(daemon, 'Unit', 'Before')).not.toContain('kata-agent.service')
   })
 
+  it('podvm-mesh.service: bounded memory and descriptors, and not protected from the OOM killer at the workload\'s expense', () => {
+    const service = daemon.get('Service')
+    const bytes = (v: string): number => {
+      const m = /^(\d+)([KMG]?)$/.exec(v)
+      if (m === null) throw new Error(`not a byte size: ${v}`)
+      return Number(m[1]) * { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[m[2] as '' | 'K' | 'M' | 'G']
+    }
+    const [high, max] = [service?.get('MemoryHigh'), service?.get('MemoryMax')].map((v) => bytes(v?.at(-1) ?? 'unset'))
+    // Throttled before it is capped, and both bounded well below a pod VM's memory (Kata's default is 2 GiB).
+    expect(high).toBeLessThan(max as number)
+    expect(max).toBeLessThanOrEqual(1 * 2 ** 30)
+    expect(Number(service?.get('LimitNOFILE')?.at(-1))).toBeGreaterThanOrEqual(4 * 1024)
+    // A mesh that dies fails closed; the workload must not be the one killed first.
+    expect(Number(service?.get('OOMScoreAdjust')?.at(-1) ?? 0)).toBeGreaterThanOrEqual(0)
+  })
+
   it('the committed baseline ruleset is exactly what `podvm-mesh render nft --baseline` prints', async () => {
     let out = ''
     const sink = new Writable({
