@@ -44,6 +44,8 @@ interface Sample {
   readonly floodOpen: number
   readonly floodOpened: number
   readonly metrics: Readonly<Record<string, number>>
+  /** The daemon's podvm_mesh_* sample lines, as scraped. */
+  readonly metricsText: readonly string[]
 }
 
 function log(msg: string): void {
@@ -155,6 +157,7 @@ async function main(): Promise<void> {
             floodOpen,
             floodOpened,
             metrics: pickMetrics(m.stdout),
+            metricsText: m.stdout.split('\n').filter((l) => l.startsWith('podvm_mesh_')),
           }
           samples.push(sample)
           log(

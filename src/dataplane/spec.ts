@@ -66,8 +66,8 @@ export interface PendingLimits {
 }
 
 /**
- * About 10 KB per pending TLS connection (measured: bench/flood.ts), so about 10 MB per
- * listener. The per-source bound leaves room for a peer that opens a connection pool at once.
+ * The per-source bound leaves room for a peer that opens a connection pool at once;
+ * what a full listener costs in memory is measured by bench/flood.ts (bench/README.md).
  */
 export const DEFAULT_PENDING_LIMITS: PendingLimits = { pendingPerListener: 1024, pendingPerSource: 128 }
 
