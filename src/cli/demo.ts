@@ -100,6 +100,16 @@ async function demo(argv: string[], io: CommandIo): Promise<number> {
     await attempt(`C -> B:${APP_PORTS.tls} TLS without client certificate (#false)`, lab.probe('c', { host: b.ipv4, port: APP_PORTS.tls, marker: k, tls: {}, timeoutMs: 3000 }), k, true)
     k = m('C-PLAIN-7890')
     await attempt(`C -> B:${APP_PORTS.plain} plaintext (#true)`, lab.probe('c', { host: b.ipv4, port: APP_PORTS.plain, marker: k, timeoutMs: 3000 }), k, true)
+    out("what B's application container sees (runc in B's namespace, with the guest hook):")
+    const sansB = sansFor(b)
+    const app = await lab.runContainer('b', 'app', ['/bin/openssl', 'x509', '-in', '/contrast/tls-config/certChain.pem', '-noout', '-ext', 'subjectAltName'], ['openssl'])
+    // openssl prints `DNS:b.mesh.test, IP Address:10.77.0.2, IP Address:FD00:4D:0:0:0:0:0:2`.
+    const shown = app.stdout.trim().split('\n').slice(1).join(' ').trim()
+    const names = shown.split(', ').map((e) => e.replace(/^(DNS|IP Address):/, '')).map((v) => (v.includes(':') ? new URL(`http://[${v}]`).hostname.slice(1, -1) : v))
+    check(
+      app.code === 0 && sansB.every((san) => names.includes(san)),
+      `B's app container read /contrast/tls-config/certChain.pem: ${app.code === 0 ? shown : `exit ${app.code}: ${(app.stderr + app.hook).trim()}`}`,
+    )
     out()
     const refusals = daemonA.records().filter((r) => r['reason'] !== undefined || r['code'] !== undefined).length
     out(`daemon logs: A ${daemonA.records().length} JSON lines (${refusals} naming a refusal), B ${daemonB.records().length}`)

@@ -12,7 +12,8 @@ import { generateKeyPair, writeTlsDir } from '../pki/index.js'
 import { createAuthority, createMeshAuthority, issueLeaf, type Authority } from '../pki/issuing.js'
 import type { EchoEvent, EchoServerOptions } from './echo-server.js'
 import type { ProbeOptions, ProbeResult } from './probe.js'
-import { createTopology, type NetnsNode, type Topology, type TopologyOptions } from './topology.js'
+import { buildLabRootfs, runContainer, writeBundle, writeLabHook } from './container.js'
+import { createTopology, run, type ExecResult, type NetnsNode, type Topology, type TopologyOptions } from './topology.js'
 
 /** dist/ of this checkout: this module sits at src/demo/ (tests) or dist/demo/. */
 export const DIST = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'dist')
@@ -141,6 +142,7 @@ export class MeshLab {
   readonly pki: LabPki
   readonly workDir: string
   readonly #processes = new Set<LineProcess>()
+  readonly #containers = new Set<string>()
 
   private constructor(topology: Topology, pki: LabPki, workDir: string) {
     this.topology = topology
@@ -233,7 +235,32 @@ export class MeshLab {
     }
   }
 
+  /**
+   * Runs a container in `node`'s network namespace under runc, with the guest hook
+   * configured as kata-agent does (src/demo/container.ts): the node's TLS directory is
+   * its guest `/contrast/tls-config`. Its root file system holds `binaries` from the host.
+   * Resolves when the container exits, with what the hook printed.
+   */
+  async runContainer(node: string, name: string, args: readonly string[], binaries: readonly string[]): Promise<ExecResult & { hook: string }> {
+    const n = this.node(node)
+    const guest = join(this.workDir, node)
+    const rootfs = join(guest, `rootfs-${name}`)
+    buildLabRootfs(rootfs, ['sh', ...binaries])
+    const bundleRoot = join(guest, 'run-kata-containers')
+    const hook = join(guest, 'podvm-mesh-certs')
+    const record = join(guest, 'hook')
+    writeLabHook(hook, { cli: join(DIST, 'cli.js'), tlsDir: this.pki.tlsDir(node), bundleRoot, record })
+    const id = `${n.ns}-${name}`
+    const bundle = writeBundle({ id, bundleRoot, rootfs, args, hook, netnsPath: `/run/netns/${n.ns}`, annotations: { 'io.kubernetes.cri.container-type': 'container' } })
+    this.#containers.add(id)
+    const r = await runContainer(bundle, id)
+    this.#containers.delete(id)
+    const hookOut = await Promise.all(['stdout', 'stderr'].map((f) => readFile(`${record}.${f}`, 'utf8').catch(() => '')))
+    return { ...r, hook: hookOut.join('') }
+  }
+
   async destroy(): Promise<void> {
+    for (const id of this.#containers) await run('runc', ['delete', '--force', id])
     for (const p of this.#processes) p.kill('SIGKILL')
     await Promise.all([...this.#processes].map((p) => p.exited))
     await this.topology.cleanup()
@@ -249,7 +276,8 @@ async function createLabPki(workDir: string): Promise<LabPki> {
   const foreignLeaf = await issueLeaf(otherCa, { sans: ['intruder.test'], publicKey: foreignKey.keys.publicKey })
   const foreignDir = join(workDir, 'foreign')
   await writeTlsDir(foreignDir, { meshCa: otherCa.certificatePem, certChain: foreignLeaf.certificatePem, key: foreignKey.privateKeyPem })
-  const tlsDir = (node: string): string => join(workDir, 'tls', node)
+  // Each node's guest layout, as in the pod VM: <node>/contrast/{tls-config,mesh-status}.
+  const tlsDir = (node: string): string => join(workDir, node, 'contrast', 'tls-config')
   return {
     meshCa,
     otherCa,
