@@ -139,6 +139,8 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
 
   it('A and B hold coordinator-issued certificates: manifest SANs plus the pod IP, leaf ‖ intermediate under the root', async () => {
     const chainB = await chainOf('b')
+    // What the guest hook waits for (A and B share this directory's parent here).
+    expect(await readFile(join(lab.workDir, 'tls', 'mesh-status'), 'utf8')).toBe('ready\n')
     expect(chainB).toHaveLength(2)
     expect(chainB[0]!.subject).toBe('CN=b.mesh.test')
     expect(chainB[0]!.subjectAltName).toBe(`DNS:b.mesh.test, IP Address:${lab.node('b').ipv4}`)
@@ -182,7 +184,9 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
 
   it('a pod whose HOSTDATA is not in the manifest gets PERMISSION_DENIED and stays closed', async () => {
     appX = await lab.startApp('x', { ports: [APP_PORTS.mtls] })
-    const daemonX = lab.startDaemon('x', ['--ingress', '', '--tls-dir', tlsDir('x'), '--dataplane', 'builtin', ...podArgs(HOST.x)])
+    // X's own guest layout, so its mesh status (what the guest hook reads) is its own.
+    const tlsX = join(lab.workDir, 'x', 'contrast', 'tls-config')
+    const daemonX = lab.startDaemon('x', ['--ingress', '', '--tls-dir', tlsX, '--dataplane', 'builtin', ...podArgs(HOST.x)])
     const refused = await daemonX.waitFor((l) => l.includes('COORDINATOR_POLICY_NOT_FOUND'), 20_000, 'X to be refused')
     const rec = JSON.parse(refused) as Record<string, unknown>
     expect(rec).toMatchObject({ msg: 'cannot obtain a mesh certificate; the pod stays closed; retrying', reason: 'COORDINATOR_POLICY_NOT_FOUND' })
@@ -195,6 +199,8 @@ describeNetns('attested certificates from the coordinator, end to end', () => {
     while (refusedX() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
     expect(refusedX()).toBeGreaterThanOrEqual(3)
     expect(daemonX.records().some((r) => r['msg'] === 'ready')).toBe(false)
+    // The guest hook would stop every container of this pod: the refusal is definitive.
+    expect(await readFile(join(lab.workDir, 'x', 'contrast', 'mesh-status'), 'utf8')).toBe('failed COORDINATOR_POLICY_NOT_FOUND\n')
     const m = marker('TO-X')
     const r = await lab.probe('a', { host: lab.node('x').ipv4, port: APP_PORTS.mtls, marker: m, timeoutMs: 2_000 })
     expect(r.echoed).toBe(false)
