@@ -190,7 +190,11 @@ export class MeshLab {
   /** `podvm-mesh run` inside the node's namespace, with JSON logs collected. */
   startDaemon(node: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Daemon {
     const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`)
-    const child = this.topology.spawn(node, 'env', [...envArgs, NODE, join(DIST, 'cli.js'), 'run', ...args])
+    // Each pod its own Envoy work directory: with Envoy on PATH (`--dataplane auto`) two
+    // daemons sharing the default /run/podvm-mesh/envoy overwrite each other's bootstrap
+    // and SDS files, and ingress stops working (seen in the demo).
+    const workDir = args.includes('--work-dir') ? [] : ['--work-dir', join(this.workDir, node, 'envoy')]
+    const child = this.topology.spawn(node, 'env', [...envArgs, NODE, join(DIST, 'cli.js'), 'run', ...args, ...workDir])
     return this.#track(meshProcess(child, '"msg":"ready"', `daemon on ${node} to be ready`))
   }
 
