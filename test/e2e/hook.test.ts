@@ -5,6 +5,7 @@
 // system is copied from the host's binaries. Needs root and runc; under CI=true their
 // absence fails the suite. No networking: each container gets a new, empty netns.
 
+import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -16,6 +17,9 @@ import { buildLabRootfs, containersUnavailableReason, DIST, runContainer, startC
 import { meshStatusWriter, writeFileAtomic, writeTlsDir, type MeshStatus } from '../../src/pki/index.js'
 
 const missing = containersUnavailableReason()
+// runc ids are machine-wide: a tag per run, so two runs of this file never collide.
+const RUN = randomBytes(3).toString('hex')
+const cid = (name: string): string => `pmhook-${RUN}-${name}`
 const CI = process.env['CI'] === 'true'
 const log = pino({ level: 'silent' })
 
@@ -57,10 +61,10 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
         await writeTlsDir(tlsDir, { meshCa: `mesh-ca ${tag}\n`, certChain: `chain ${tag}\n`, key: `key ${tag}\n`, rootCa: `root ${tag}\n` })
         await writeWorkloadSecret(tlsDir, Buffer.from(`seed-${tag}`))
       },
-      /** The bundle of container `pmhook-<name>`, at <bundleRoot>/<id> as kata-agent puts it. */
+      /** The bundle of container cid(name), at <bundleRoot>/<id> as kata-agent puts it. */
       bundle(name: string, args: string[], opts: { annotations?: Record<string, string>; mounts?: OciMount[] } = {}) {
         return writeBundle({
-          id: `pmhook-${name}`,
+          id: cid(name),
           bundleRoot,
           rootfs,
           args,
@@ -101,11 +105,11 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
     const g = guest()
     await g.writeCertificates('v1')
     await g.setStatus({ state: 'ready' })
-    const r = await runContainer(g.bundle('ready', SHOW), 'pmhook-ready')
+    const r = await runContainer(g.bundle('ready', SHOW), cid('ready'))
     expect(r.stderr).toBe('')
     expect(r.stdout).toBe(SHOWN('v1'))
     expect(g.hookRecord()).toMatchObject({ rc: '0', stderr: '' })
-    expect(g.hookRecord().stdout).toMatch(/container pmhook-ready: \/contrast\/tls-config and \/contrast\/secrets mounted read-only/)
+    expect(g.hookRecord().stdout).toContain(`container ${cid('ready')}: /contrast/tls-config and /contrast/secrets mounted read-only`)
   })
 
   it("also when the pod mounts a volume at /contrast (Contrast's contrast-secrets emptyDir), which stays writable", async () => {
@@ -114,14 +118,14 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
     await g.setStatus({ state: 'ready' })
     const volume: OciMount = { destination: '/contrast', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] }
     const args = ['/bin/sh', '-c', `${SHOW[2]}; echo app > /contrast/app-file && cat /contrast/app-file`]
-    const r = await runContainer(g.bundle('volume', args, { mounts: [volume] }), 'pmhook-volume')
+    const r = await runContainer(g.bundle('volume', args, { mounts: [volume] }), cid('volume'))
     expect(r.stdout).toBe(`${SHOWN('v1')}app\n`)
   })
 
   it('a container created while the mesh is pending waits for it, then reads its certificates at start', async () => {
     const g = guest()
     await g.setStatus({ state: 'pending' })
-    const started = runContainer(g.bundle('wait', SHOW), 'pmhook-wait')
+    const started = runContainer(g.bundle('wait', SHOW), cid('wait'))
     await new Promise((r) => setTimeout(r, 1_500))
     await g.writeCertificates('v1')
     await g.setStatus({ state: 'ready' })
@@ -139,7 +143,7 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
       'test -e /contrast/tls-config/certChain.pem && echo present-at-start || echo absent-at-start; echo > /out/started; ' +
         'i=0; while [ ! -e /contrast/tls-config/certChain.pem ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done; cat /contrast/tls-config/certChain.pem',
     ]
-    const run = runContainer(g.bundle('late', args), 'pmhook-late')
+    const run = runContainer(g.bundle('late', args), cid('late'))
     expect(await waitFor(() => existsSync(join(g.out, 'started')), { timeoutMs: 15_000 })).toBe(true)
     await g.writeCertificates('late')
     await g.setStatus({ state: 'ready' })
@@ -155,13 +159,13 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
     const g = guest()
     await g.writeCertificates('v1')
     await g.setStatus({ state: 'failed', reason: 'COORDINATOR_POLICY_NOT_FOUND' })
-    const r = await runContainer(g.bundle('failed', ['/bin/sh', '-c', 'echo ran > /out/ran; cat /contrast/tls-config/key.pem']), 'pmhook-failed')
+    const r = await runContainer(g.bundle('failed', ['/bin/sh', '-c', 'echo ran > /out/ran; cat /contrast/tls-config/key.pem']), cid('failed'))
     expect(r.code).not.toBe(0)
     expect(r.stdout).toBe('')
     expect(existsSync(join(g.out, 'ran'))).toBe(false)
     expect(g.hookRecord()).toMatchObject({ rc: '1' })
     expect(g.hookRecord().stderr).toBe(
-      'podvm-mesh hook: container pmhook-failed: the mesh has failed (COORDINATOR_POLICY_NOT_FOUND); stopped the container before its workload ran\n',
+      `podvm-mesh hook: container ${cid('failed')}: the mesh has failed (COORDINATOR_POLICY_NOT_FOUND); stopped the container before its workload ran\n`,
     )
   })
 
@@ -170,7 +174,7 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
     await g.writeCertificates('v1')
     await g.setStatus({ state: 'ready' })
     const args = ['/bin/sh', '-c', 'while :; do cat /contrast/tls-config/certChain.pem /contrast/secrets/workload-secret-seed > /out/seen; sleep 0.1; done']
-    const c = startContainer(g.bundle('renew', args), 'pmhook-renew')
+    const c = startContainer(g.bundle('renew', args), cid('renew'))
     try {
       const seen = () => (existsSync(join(g.out, 'seen')) ? readFileSync(join(g.out, 'seen'), 'utf8') : '')
       expect(await waitFor(() => seen().startsWith('chain v1\n'), { timeoutMs: 10_000 })).toBe(true)
@@ -186,11 +190,11 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
     const g = guest()
     await g.setStatus({ state: 'failed', reason: 'BOOT_FAILED' })
     const bundle = g.bundle('pause', ['/bin/sh', '-c', 'ls /contrast 2>&1 || echo no-contrast'], { annotations: { 'io.kubernetes.cri.container-type': 'sandbox' } })
-    const r = await runContainer(bundle, 'pmhook-pause')
+    const r = await runContainer(bundle, cid('pause'))
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/no-contrast\n$/)
     expect(existsSync(join(bundle, 'rootfs', 'contrast'))).toBe(false)
-    expect(g.hookRecord().stdout).toBe('podvm-mesh hook: container pmhook-pause: pause container, nothing to do\n')
+    expect(g.hookRecord().stdout).toBe(`podvm-mesh hook: container ${cid('pause')}: pause container, nothing to do\n`)
   })
 
   it('an image whose /contrast is a symlink gets nothing mounted through it and does not run', async () => {
@@ -199,7 +203,7 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
     await g.setStatus({ state: 'ready' })
     const bundle = g.bundle('symlink', ['/bin/sh', '-c', 'echo ran > /out/ran'])
     symlinkSync('/tmp', join(bundle, 'rootfs', 'contrast'))
-    const r = await runContainer(bundle, 'pmhook-symlink')
+    const r = await runContainer(bundle, cid('symlink'))
     expect(r.code).not.toBe(0)
     expect(existsSync(join(g.out, 'ran'))).toBe(false)
     expect(g.hookRecord().stderr).toMatch(/HOOK_UNSAFE_PATH: \/contrast in the container is a symlink or not a directory/)
