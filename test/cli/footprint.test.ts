@@ -66,6 +66,13 @@ describe('what each command loads at start', () => {
     expect(packages(f)).toEqual(expect.arrayContaining(['@grpc/grpc-js', '@peculiar/x509']))
   })
 
+  it('hook: no npm package at start (it runs per container under kata-agent\'s sandbox lock); the FFI only for a workload container', () => {
+    const f = footprint('dist/cli/hook.js')
+    expect(packages(f)).toEqual([])
+    expect(own(f, 'hook/container')).toEqual([])
+    expect(f.files.filter((p) => p.startsWith('dist/') && !/^dist\/(hook\/|cli\/(command|hook)\.js|pki\/(store|mesh-status|atomic-file|errors)\.js|config\/errors\.js|errors\.js)/.test(p))).toEqual([])
+  })
+
   it('check: the config component and its two parsers, nothing else', () => {
     const f = footprint('dist/cli/check.js')
     expect(packages(f)).toEqual(['smol-toml', 'zod'])
