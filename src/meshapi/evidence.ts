@@ -230,14 +230,49 @@ export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): C
     })
   }
   if (reasons.length > 0) {
-    fail('COORDINATOR_REFERENCE_MISMATCH', `evidence does not meet the reference values: ${reasons.map((r) => r.code).join(', ')}`, {
-      tee,
-      reasons: reasonsDetail(reasons),
+    // Against a manifest, each reason names the entry that refused it.
+    const detail = reasonsDetail(reasons).map((r) => {
+      const path = opts.requireReferenceValues === true ? manifestPath(r.code, r.details) : undefined
+      return path === undefined ? r : { ...r, path }
     })
+    const named = detail.map((r) => ('path' in r ? `${r.code} (${r.path})` : r.code))
+    fail('COORDINATOR_REFERENCE_MISMATCH', `evidence does not meet the reference values: ${named.join(', ')}`, { tee, reasons: detail })
   }
   return { tee, policyHash, measurement }
 }
 
 function rtmrAllowLists(rtmr: Partial<Record<'0' | '1' | '2' | '3', readonly string[]>>): (Uint8Array[] | undefined)[] {
   return (['0', '1', '2', '3'] as const).map((i) => rtmr[i]?.map((h) => Buffer.from(h, 'hex')))
+}
+
+const REASON_PATH: Partial<Record<VerifyReasonCode, string>> = {
+  SNP_MEASUREMENT_NOT_ALLOWED: 'referenceValues.snp.measurements',
+  SNP_TCB_BELOW_MINIMUM: 'referenceValues.snp.minimumTcb',
+  SNP_LAUNCH_TCB_BELOW_MINIMUM: 'referenceValues.snp.minimumLaunchTcb',
+  SNP_VMPL_MISMATCH: 'referenceValues.snp.vmpl',
+  SNP_DEBUG_ALLOWED: 'referenceValues.snp.allowDebug',
+  SNP_MIGRATE_MA_ALLOWED: 'referenceValues.snp.guestPolicy.allowMigrationAgent',
+  SNP_GUEST_POLICY_MISMATCH: 'referenceValues.snp.guestPolicy',
+  SNP_PRODUCT_MISMATCH: 'referenceValues.snp.products',
+  TDX_MR_TD_NOT_ALLOWED: 'referenceValues.tdx.mrTd',
+  TDX_RTMR_NOT_ALLOWED: 'referenceValues.tdx.rtmr',
+  TDX_TEE_TCB_SVN_BELOW_MINIMUM: 'referenceValues.tdx.minimumTeeTcbSvn',
+  TDX_DEBUG_ENABLED: 'referenceValues.tdx.allowDebug',
+  TDX_TD_ATTRIBUTES_NOT_ALLOWED: 'referenceValues.tdx.tdAttributes',
+  TDX_XFAM_NOT_ALLOWED: 'referenceValues.tdx.xfam',
+  TDX_MR_SEAM_NOT_ALLOWED: 'referenceValues.tdx.mrSeam',
+  TDX_QE_SVN_BELOW_MINIMUM: 'referenceValues.tdx.minimumQeSvn',
+}
+
+/** The manifest entry a reference-value reason comes from (an RTMR's own index). */
+function manifestPath(code: string, details: VerifyReason['details']): string | undefined {
+  const path = REASON_PATH[code as VerifyReasonCode]
+  if (path === undefined) return undefined
+  if (code === 'TDX_RTMR_NOT_ALLOWED' && typeof details['rtmr'] === 'number') return `${path}.${details['rtmr']}`
+  if (code === 'TDX_TD_ATTRIBUTES_NOT_ALLOWED' && Array.isArray(details['bits'])) {
+    const bits = details['bits'] as string[]
+    if (bits.includes('MIGRATABLE')) return 'referenceValues.tdx.allowMigratable'
+    if (bits.includes('TUD profiling bits')) return 'referenceValues.tdx.allowDebug'
+  }
+  return path
 }

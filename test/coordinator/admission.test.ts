@@ -163,7 +163,7 @@ describe('unmeasured guests do not get a victim identity', () => {
     const otherKernel = [rtmrBytes[0], Buffer.alloc(48, 0x99), rtmrBytes[2], rtmrBytes[3]] as unknown as typeof rtmrBytes
     const e2 = await rejected(admit(c, (rd) => tdx.evidence(rd, { mrConfigId: mrConfigIdOf(HOST_A), mrTd: Buffer.from(MR_TD, 'hex'), rtmr: otherKernel })))
     expect(e2).toMatchObject({ code: 'COORDINATOR_REFERENCE_MISMATCH' })
-    expect(e2.details.reasons).toEqual([expect.objectContaining({ code: 'TDX_RTMR_NOT_ALLOWED', details: { rtmr: 1, value: '99'.repeat(48) } })])
+    expect(e2.details.reasons).toEqual([expect.objectContaining({ code: 'TDX_RTMR_NOT_ALLOWED', details: { rtmr: 1, value: '99'.repeat(48) }, path: 'referenceValues.tdx.rtmr.1' })])
   })
 })
 
@@ -188,6 +188,8 @@ describe('SNP VMPL, guest policy and launch TCB', () => {
     const err = await refused({ vmpl: 1 })
     expect(err).toMatchObject({ code: 'COORDINATOR_REFERENCE_MISMATCH' })
     expect(codes(err)).toEqual(['SNP_VMPL_MISMATCH'])
+    expect(err.details.reasons[0].path).toBe('referenceValues.snp.vmpl')
+    expect(err.message).toContain('SNP_VMPL_MISMATCH (referenceValues.snp.vmpl)')
     expect((await admitted({ vmpl: 1 }, { vmpl: 1 })).CertChain.length).toBeGreaterThan(0)
     expect(codes(await refused({ vmpl: 0 }, { vmpl: 1 }))).toEqual(['SNP_VMPL_MISMATCH'])
   })
@@ -235,6 +237,7 @@ describe('TDX hardening: QE report, TD attributes, XFAM, TDX module', () => {
       const err = await rejected(admit(c, (rd) => tdx.evidence(rd, { ...td, tdAttributes: le64(attrs) })))
       expect(err).toMatchObject({ code: 'COORDINATOR_REFERENCE_MISMATCH' })
       expect(codes(err)).toEqual(['TDX_TD_ATTRIBUTES_NOT_ALLOWED'])
+      expect(err.details.reasons[0].path).toMatch(/^referenceValues\.tdx\.allow(Migratable|Debug)$/)
     }
     const { tdx: t2, c: c2 } = await setup({ allowMigratable: true })
     expect((await admit(c2, (rd) => t2.evidence(rd, { ...td, tdAttributes: le64(SEPT_VE_DISABLE | (1n << 29n)) }))).CertChain.length).toBeGreaterThan(0)
