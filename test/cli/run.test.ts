@@ -19,8 +19,17 @@ describe('attestedSettings (run flags)', () => {
     [{ coordinator: 'c:7777' }, 'coordinator-identity'],
     [{ coordinator: 'no-port', 'coordinator-identity': HOST_COORDINATOR }, 'coordinator'],
     [{ coordinator: 'c:7777', 'coordinator-identity': HOST_COORDINATOR, 'simulated-hostdata': HOST_A }, 'simulated-hostdata'],
+    [{ coordinator: 'c:7777', 'coordinator-identity': HOST_COORDINATOR, 'coordinator-rtmr': [`4=${'11'.repeat(48)}`] }, 'coordinator-rtmr'],
+    [{ 'coordinator-rtmr': [`1=${'11'.repeat(48)}`] }, 'coordinator-rtmr'],
   ])('refuses %j naming %s', (values, field) => {
     expect(thrown(() => attestedSettings(values))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field } })
+  })
+})
+
+describe('attestedSettings: TDX RTMR pins', () => {
+  it('are read lower-cased as <index>=<hex>', () => {
+    const r = `1=${'AB'.repeat(48)}`
+    expect(attestedSettings({ coordinator: 'c:7777', 'coordinator-identity': HOST_COORDINATOR, 'coordinator-rtmr': [r] })?.rtmr).toEqual([r.toLowerCase()])
   })
 })
 

@@ -89,6 +89,23 @@ describe('coordinator measurements', () => {
   })
 })
 
+describe('coordinator RTMR pins (TDX)', () => {
+  const R1 = `1=${'11'.repeat(48)}`
+  const R2 = `2=${'22'.repeat(48)}`
+  it('are read lower-cased, and survive a render round trip', () => {
+    const section = parseMeshSection(`${COORD}rtmr = ["${R1.toUpperCase()}", "${R2}"]\n`)
+    expect(section.coordinator.rtmr).toEqual([R1, R2])
+    expect(parseMeshSection(renderMeshSection(section))).toEqual(section)
+  })
+  it.each([
+    ['not an array', `rtmr = "${R1}"`, 'WRONG_TYPE'],
+    ['an index out of range', `rtmr = ["4=${'11'.repeat(48)}"]`, 'INVALID_VALUE'],
+    ['no index', `rtmr = ["${'11'.repeat(48)}"]`, 'INVALID_VALUE'],
+  ])('refuses %s', (_label, line, reason) => {
+    expect(issues(() => parseMeshSection(`${COORD}${line}\n`))).toEqual([{ source: `initdata:${MESH_INITDATA_KEY}:coordinator.rtmr`, reason }])
+  })
+})
+
 describe('renderMeshSection', () => {
   const coordinator = parseMeshSection(COORD).coordinator
   it.each([
