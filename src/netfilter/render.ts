@@ -14,8 +14,14 @@
 // - `tproxy to :PORT` (no address) works in the inet family for IPv4 and IPv6 when the
 //   rule first matches `meta l4proto tcp`; the accepted socket sees the original
 //   destination as its local address.
-// - ingress needs no routing help (the destination is already local); transparent
-//   egress does: the output chain marks the packet, the `type route` chain makes the
+// - ingress needs no routing help: only packets addressed to the pod itself are
+//   redirected (`fib daddr type local`), and nothing else is made local. The TPROXY mark
+//   is never set on inbound packets: with it, policy routing would deliver a redirected
+//   packet for ANY destination to the data plane, which would then relay the decrypted
+//   stream to that destination, off the pod. Without it, a redirected packet for a
+//   foreign address could not even be delivered (the kernel does not forward a packet
+//   that carries a socket).
+// - transparent egress does need routing help: the output chain marks the packet, the `type route` chain makes the
 //   kernel re-route it, `ip rule fwmark` picks table 150 whose `local default dev lo`
 //   loops it back, and it re-enters prerouting on `lo` still carrying the mark, where
 //   `tproxy to :15001` hands it to the data plane (established packets of the flow take
@@ -55,6 +61,7 @@ const LOG_PREFIX = {
   egressNoListener: 'podvm-mesh: egress no listener: ',
   ingressNoListener: 'podvm-mesh: ingress no listener: ',
   ingressNonTcp: 'podvm-mesh: inbound non-tcp: ',
+  notForThisPod: 'podvm-mesh: not for this pod: ',
   baseline: 'podvm-mesh: baseline drop: ',
 } as const
 
@@ -101,10 +108,23 @@ function logThenDrop(match: readonly string[], prefix: string, comment: string):
   ]
 }
 
+// A pod routes nothing. Whatever arrives for an address that is not the pod's own
+// (`local`; multicast and broadcast carry neighbour discovery and the like) would be
+// forwarded — or, redirected, relayed by the data plane — so it goes no further.
+// Replies to the pod's own connections are accepted before this and are addressed to
+// the pod anyway.
+const notForThisPod: Rule[] = logThenDrop(
+  ['fib daddr type != { local, multicast, broadcast }'],
+  LOG_PREFIX.notForThisPod,
+  'not addressed to this pod',
+)
+
 // --- final ruleset -------------------------------------------------------------------
 
 const TCP = 'meta l4proto tcp'
 const SET_TPROXY_MARK = `meta mark set ${hex(TPROXY_MARK)}`
+/** Redirect only what is addressed to the pod itself (also checked by notForThisPod: belt and braces). */
+const LOCAL_DESTINATION = 'fib daddr type local'
 
 function egressCapturePrerouting(): Rule[] {
   const looped = ['iifname "lo"', `meta mark ${hex(TPROXY_MARK)}`, TCP]
@@ -122,17 +142,17 @@ function egressCapturePrerouting(): Rule[] {
 function ingressPrerouting(config: MeshConfig): Rule[] {
   const rules: Rule[] = [
     loopbackAccept,
+    repliesAccept,
+    ...notForThisPod,
     {
       // Not for a bare SYN: a SYN whose 4-tuple is still in TIME-WAIT finds that
       // (transparent) socket here, and accepting it would skip tproxy and let the kernel
       // hand the SYN to the application's own listener — where the rest of the handshake
       // then hits the drop, and the connection stalls. tproxy handles TIME-WAIT itself.
       match: [TCP, 'tcp flags != syn / syn,ack', 'socket transparent 1'],
-      act: [SET_TPROXY_MARK],
       verdict: 'accept',
       comment: 'established flow of a data plane socket',
     },
-    repliesAccept,
     { match: ['meta l4proto { icmp, ipv6-icmp }'], verdict: 'accept', comment: 'ICMP and ICMPv6 (neighbour discovery)' },
   ]
   for (const r of config.ingress.rules) {
@@ -143,15 +163,15 @@ function ingressPrerouting(config: MeshConfig): Rule[] {
   for (const r of config.ingress.rules) {
     if (r.mode === 'tls') {
       rules.push({
-        match: [`tcp dport ${port(r.port, 'ingress.rules.port')}`],
-        act: [`tproxy to :${MESH_PORTS.ingressTls}`, SET_TPROXY_MARK],
+        match: [`tcp dport ${port(r.port, 'ingress.rules.port')}`, LOCAL_DESTINATION],
+        act: [`tproxy to :${MESH_PORTS.ingressTls}`],
         verdict: 'accept',
         comment: `tls without client certificate ${r.name}`,
       })
     }
   }
   rules.push(
-    { match: [TCP], act: [`tproxy to :${MESH_PORTS.ingressMtls}`, SET_TPROXY_MARK], verdict: 'accept', comment: 'mTLS' },
+    { match: [TCP, LOCAL_DESTINATION], act: [`tproxy to :${MESH_PORTS.ingressMtls}`], verdict: 'accept', comment: 'mTLS' },
     // The data plane is not listening: fail closed.
     ...logThenDrop([TCP], LOG_PREFIX.ingressNoListener, 'ingress without listener'),
     // The mesh protects TCP only; a new inbound flow of any other protocol is refused.

@@ -242,7 +242,7 @@ describeNetns('netfilter rulesets in a network namespace', () => {
     const first = await nftList()
     await applyRuleset(ruleset, b, log)
     expect(await nftList()).toBe(first)
-    expect(first).toContain('tcp dport 8443 tproxy to :15007')
+    expect(first).toContain('tcp dport 8443 fib daddr type local tproxy to :15007')
     const tables = await topo.exec('b', 'nft', ['list', 'tables'])
     expect(tables.stdout.trim().split('\n')).toEqual(['table inet podvm_mesh'])
     expect([await fwmarkRules('-4'), await fwmarkRules('-6')]).toEqual([1, 1])
@@ -251,7 +251,7 @@ describeNetns('netfilter rulesets in a network namespace', () => {
   it('a script nft rejects leaves the previous table unchanged', async () => {
     const before = await nftList()
     const good = renderFinal(config())
-    const bad = { ...good, nft: good.nft.replace('meta l4proto tcp tproxy to :15006', 'meta l4proto tcp tproxy too :15006') }
+    const bad = { ...good, nft: good.nft.replace('tproxy to :15006', 'tproxy too :15006') }
     expect(bad.nft).not.toBe(good.nft)
     const err = await rejected(applyRuleset(bad, b, log))
     expect(err).toMatchObject({ code: 'NETFILTER_APPLY_FAILED' })

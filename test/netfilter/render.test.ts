@@ -189,9 +189,24 @@ describe('renderFinal semantics', () => {
     expect(at(/^tcp dport 9000 counter accept/)).toBeGreaterThan(-1)
     expect(at(/^tcp dport 9000 counter accept/)).toBeLessThan(firstTproxy)
     expect(at(/^tcp dport 9901 counter accept/)).toBeLessThan(firstTproxy)
-    expect(at(/^tcp dport 8443 tproxy to :15007 /)).toBe(firstTproxy)
-    expect(at(/^meta l4proto tcp tproxy to :15006 /)).toBeGreaterThan(firstTproxy)
+    expect(at(/^tcp dport 8443 fib daddr type local tproxy to :15007 /)).toBe(firstTproxy)
+    expect(at(/^meta l4proto tcp fib daddr type local tproxy to :15006 /)).toBeGreaterThan(firstTproxy)
   })
+
+  // Issue 10 item 2: a SYN for a foreign address must never reach the data plane.
+  it.each(Object.keys(CASES).filter((n) => !/disabled|baseline|teardown/.test(n)))(
+    '%s: ingress redirects only the pod’s own addresses, never marks inbound packets, and drops what is not for the pod first',
+    (name) => {
+      const rules = chains(CASES[name]!().nft).get('prerouting')!
+      const ingress = rules.filter((l) => !l.startsWith('iifname "lo" meta mark 0x50e'))
+      for (const l of ingress.filter((r) => r.includes(' tproxy '))) expect(l).toMatch(/ fib daddr type local tproxy to :1500[67] /)
+      expect(ingress.filter((l) => l.includes('meta mark set'))).toEqual([])
+      const notForUs = rules.findIndex((l) => /^fib daddr type != \{ local, multicast, broadcast \} counter drop comment "not addressed to this pod"$/.test(l))
+      expect(notForUs).toBeGreaterThan(-1)
+      // Only loopback, egress capture (on lo) and replies to the pod's own connections come before it.
+      for (const l of rules.slice(0, notForUs)) expect(l).toMatch(/^(iifname "lo"|ct direction reply|fib daddr type != )/)
+    },
+  )
 
   it('admin port on loopback only is not exempted', () => {
     expect(final().nft).not.toMatch(/dport 15020/)

@@ -38,6 +38,7 @@ import { Connection } from './connection.js'
 import { buildCredentials, type Credentials } from './credentials.js'
 import { resetLeg, splice, type Leg } from './forward.js'
 import { certificateHasName, certificateNames, isIpLiteral, unmapAddress } from './peer-name.js'
+import { LocalAddresses } from './local-addresses.js'
 import { DEFAULT_LOG_LIMIT, LogLimiter, type Clock, type LogLimitOptions } from './refusal-log.js'
 import { createMarkedSocket, setServerTransparent, type IpFamily } from './socket-options.js'
 import { UpstreamResolver } from './upstream-resolver.js'
@@ -47,6 +48,8 @@ import { pollUntilLive } from '../wait-live.js'
 export type FailureReason =
   /** Original destination port is a mesh port: the connection would loop through the proxy. */
   | 'LOOP'
+  /** Ingress whose original destination is not an address of this pod: forwarding would relay it off the pod. */
+  | 'NOT_LOCAL'
   /** Held connection: no credentials arrived within timeouts.certificateWaitMs. */
   | 'CERTIFICATE_WAIT'
   | 'TLS_HANDSHAKE'
@@ -173,6 +176,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
   #credentials: Credentials | undefined
   #generation = 0
   readonly #resolver = new UpstreamResolver()
+  readonly #localAddresses = new LocalAddresses()
   readonly #conns = new Set<Connection>()
   readonly #held = new Map<Connection, Held>()
   readonly #pending: PendingConnections
@@ -456,6 +460,14 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
         return
       }
     }
+    // Deliver only to the pod itself: whatever the ruleset let through, a decrypted
+    // stream is never relayed to an address that is not the pod's own. Refused before
+    // any TLS, so a misdirected client does not even get a session.
+    if (l.kind === 'ingress' && !this.#localAddresses.isLocal(raw.localAddress ?? '')) {
+      this.#fail(conn, 'NOT_LOCAL', { destination: { address: raw.localAddress, port: raw.localPort }, peer: { address: raw.remoteAddress, port: raw.remotePort } })
+      conn.destroy()
+      return
+    }
     // Only network-facing listeners are bounded per source: on the others every
     // connection comes from the workload itself.
     const source = l.kind === 'ingress' ? unmapAddress(raw.remoteAddress ?? '') : undefined
@@ -525,7 +537,7 @@ class BuiltinDataPlaneImpl implements BuiltinDataPlane {
   #fail(conn: Connection, reason: FailureReason, fields: Record<string, unknown> = {}): void {
     this.#failures[reason] = (this.#failures[reason] ?? 0) + 1
     if (!this.#logLimit.allow(reason)) return
-    const level = reason === 'SAN_MISMATCH' || reason === 'UNTRUSTED_PEER' ? 'warn' : 'info'
+    const level = reason === 'SAN_MISMATCH' || reason === 'UNTRUSTED_PEER' || reason === 'NOT_LOCAL' ? 'warn' : 'info'
     this.#log[level]({ listener: conn.listener, conn: conn.id, reason, ...fields }, `connection failed: ${reason}`)
   }
 

@@ -1,0 +1,95 @@
+// Is an address one of the pod's own? The ingress data plane forwards a decrypted
+// stream only to such an address: anything else would relay it off the pod.
+//
+// "Local" as the kernel means it: an address configured on one of the pod's interfaces,
+// or inside the prefix of an address on a loopback interface (127.0.0.0/8 is local as a
+// whole, ::1 alone). IPv4-mapped IPv6 (`::ffff:10.0.0.2`, what a dual-stack socket
+// reports) is the IPv4 address. A link-local address (fe80::/10) is local only together
+// with its scope, and only on the interface that holds it (`fe80::1%eth0`).
+//
+// kata-agent configures the pod's addresses after the daemon starts, so the list is
+// read again when an address is not found (at most every MISS_REFRESH_MS, so a flood of
+// foreign destinations cannot make every connection pay for a read), and a list older
+// than MAX_AGE_MS is never used: an address the pod gave up stops counting within that.
+
+import net from 'node:net'
+import os from 'node:os'
+
+/** A snapshot older than this is read again before it answers. */
+export const LOCAL_ADDRESSES_MAX_AGE_MS = 1_000
+/** On a miss, the snapshot is read again if it is at least this old. */
+export const LOCAL_ADDRESSES_MISS_REFRESH_MS = 100
+
+export type InterfaceReader = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>
+
+interface Snapshot {
+  readonly at: number
+  /** Addresses of all interfaces (except link-local ones) and the loopback prefixes. */
+  readonly local: net.BlockList
+  /** Link-local address -> the interfaces that hold it. */
+  readonly linkLocal: ReadonlyMap<string, ReadonlySet<string>>
+}
+
+function isLinkLocal6(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address)
+}
+
+/** `fe80:0::1` and `fe80::1` are the same address: compare a canonical text. */
+function canonical6(address: string): string {
+  return new net.SocketAddress({ address, family: 'ipv6' }).address
+}
+
+function read(reader: InterfaceReader, at: number): Snapshot {
+  const local = new net.BlockList()
+  const linkLocal = new Map<string, Set<string>>()
+  for (const [name, infos] of Object.entries(reader())) {
+    for (const info of infos ?? []) {
+      const family = info.family === 'IPv4' ? 'ipv4' : 'ipv6'
+      if (family === 'ipv6' && isLinkLocal6(info.address)) {
+        const key = canonical6(info.address.split('%')[0] ?? '')
+        const holders = linkLocal.get(key) ?? new Set<string>()
+        holders.add(name)
+        linkLocal.set(key, holders)
+        continue
+      }
+      local.addAddress(info.address, family)
+      // A loopback interface owns its whole prefix (the kernel adds it as a local route).
+      const prefix = Number(info.cidr?.split('/')[1])
+      if (info.internal && Number.isInteger(prefix)) local.addSubnet(info.address, prefix, family)
+    }
+  }
+  return { at, local, linkLocal }
+}
+
+export class LocalAddresses {
+  readonly #reader: InterfaceReader
+  readonly #now: () => number
+  #snapshot: Snapshot | undefined
+
+  constructor(opts: { reader?: InterfaceReader; now?: () => number } = {}) {
+    this.#reader = opts.reader ?? os.networkInterfaces
+    this.#now = opts.now ?? Date.now
+  }
+
+  /** Whether `address` (as a socket reports it: mapped, scoped) is an address of this pod. */
+  isLocal(address: string): boolean {
+    const now = this.#now()
+    let snap = this.#snapshot
+    if (snap === undefined || now - snap.at >= LOCAL_ADDRESSES_MAX_AGE_MS) snap = this.#snapshot = read(this.#reader, now)
+    if (matches(snap, address)) return true
+    if (now - snap.at < LOCAL_ADDRESSES_MISS_REFRESH_MS) return false
+    this.#snapshot = read(this.#reader, now)
+    return matches(this.#snapshot, address)
+  }
+}
+
+function matches(snap: Snapshot, address: string): boolean {
+  const [addr = '', scope, ...rest] = address.split('%')
+  if (rest.length > 0) return false
+  if (net.isIPv4(addr)) return scope === undefined && snap.local.check(addr, 'ipv4')
+  if (!net.isIPv6(addr)) return false
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr)
+  if (mapped !== null) return scope === undefined && snap.local.check(mapped[1] ?? '', 'ipv4')
+  if (isLinkLocal6(addr)) return scope !== undefined && (snap.linkLocal.get(canonical6(addr))?.has(scope) ?? false)
+  return snap.local.check(addr, 'ipv6')
+}
