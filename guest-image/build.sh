@@ -48,6 +48,9 @@ mkdir -p "$units/kata-agent.service.requires" "$units/sysinit.target.wants" "$un
 ln -sf /usr/lib/systemd/system/podvm-mesh-baseline.service "$units/kata-agent.service.requires/podvm-mesh-baseline.service"
 ln -sf /usr/lib/systemd/system/podvm-mesh-baseline.service "$units/sysinit.target.wants/podvm-mesh-baseline.service"
 ln -sf /usr/lib/systemd/system/podvm-mesh.service "$units/multi-user.target.wants/podvm-mesh.service"
+# Debian's nftables.service runs `flush ruleset` at boot (systemd's first-boot presets
+# enable it) and on stop: it would remove the mesh's table. Masked.
+ln -sf /dev/null "$units/nftables.service"
 
 mkosi --default mkosi.conf --force "$@" build
 echo "guest-image/build.sh: image tree in mkosi.output/podvm-mesh-guest"

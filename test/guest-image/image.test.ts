@@ -55,6 +55,8 @@ describe.skipIf(missing !== undefined && !CI)(`guest image${missing !== undefine
     expect(link('kata-agent.service.requires/podvm-mesh-baseline.service')).toBe('/usr/lib/systemd/system/podvm-mesh-baseline.service')
     expect(link('sysinit.target.wants/podvm-mesh-baseline.service')).toBe('/usr/lib/systemd/system/podvm-mesh-baseline.service')
     expect(link('multi-user.target.wants/podvm-mesh.service')).toBe('/usr/lib/systemd/system/podvm-mesh.service')
+    // Debian's nftables.service would `flush ruleset` at boot, removing the mesh's table.
+    expect(link('nftables.service')).toBe('/dev/null')
   })
 
   it.each(['podvm-mesh-baseline.service', 'podvm-mesh.service'])('systemd-analyze verify --root accepts %s without a warning', (unit) => {
@@ -76,6 +78,18 @@ describe.skipIf(missing !== undefined && !CI)(`guest image${missing !== undefine
     expect(host.status, host.stderr).toBe(0)
     const inImage = run('chroot', [TREE, '/usr/sbin/nft', '-c', '-f', file as string])
     expect(inImage.status, inImage.stderr).toBe(0)
+  })
+
+  it("the final rulesets the daemon renders load with the image's nft (nft resolves protocol names from the image's /etc/protocols)", () => {
+    // Without netbase in the image this fails ("Could not resolve protocol name"), as the
+    // daemon did at boot in test/vm before the package was added.
+    for (const args of [[], ['--egress', 'db#127.137.0.1:5432#db-svc:5432', '--transparent-egress']]) {
+      const rendered = run('chroot', [TREE, '/usr/local/bin/podvm-mesh', 'render', 'nft', ...args])
+      expect(rendered.status, rendered.stderr).toBe(0)
+      const script = rendered.stdout.split('\n').filter((l) => !l.startsWith('ip ')).join('\n')
+      const r = spawnSync('chroot', [TREE, '/usr/sbin/nft', '-c', '-f', '-'], { input: script, encoding: 'utf8' })
+      expect(r.status, r.stderr).toBe(0)
+    }
   })
 
   it('the Node.js in the tree is >= 20', () => {

@@ -80,12 +80,12 @@ describe('guest-image units', () => {
     expect(read('guest-image/tree/etc/podvm-mesh/baseline.nft')).toBe(out)
   })
 
-  it('mkosi.conf: Debian bookworm, directory format, docs kept (mkosi 14 here), the staged tree, the packages the units use', () => {
+  it('mkosi.conf: Debian bookworm, directory format, docs kept (mkosi 14 here), the staged tree, the packages the units use, a kernel and kmod to load its netfilter modules', () => {
     const conf = read('mkosi.conf')
     for (const line of ['Distribution=debian', 'Release=bookworm', 'Format=directory', 'WithDocs=yes', 'ExtraTree=mkosi.output/stage']) {
       expect(conf.split('\n')).toContain(line)
     }
     const lines = conf.split('\n').map((l) => l.trim())
-    for (const pkg of ['systemd', 'nftables', 'iproute2', 'libstdc++6']) expect(lines, pkg).toContain(pkg)
+    for (const pkg of ['systemd', 'nftables', 'iproute2', 'libstdc++6', 'kmod', 'linux-image-amd64', 'netbase']) expect(lines, pkg).toContain(pkg)
   })
 })
