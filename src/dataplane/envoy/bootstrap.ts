@@ -470,7 +470,10 @@ function egressCluster(l: EgressListenerSpec, ctx: RenderContext): Json {
       cluster_name: name,
       endpoints: [{ lb_endpoints: [{ endpoint: { address: endpoint } }] }],
     },
-    ...(ipHost ? {} : { dns_lookup_family: 'V4_PREFERRED', typed_dns_resolver_config: getaddrinfoResolver() }),
+    // A name that does not resolve yet must not hold Envoy's start: a LOGICAL_DNS cluster
+    // otherwise blocks initialization (no LIVE, so the mesh never gets ready and the pod
+    // stays closed) until its first answer. Unresolved, its connections fail, as builtin's.
+    ...(ipHost ? {} : { dns_lookup_family: 'V4_PREFERRED', typed_dns_resolver_config: getaddrinfoResolver(), wait_for_warm_on_init: false }),
     transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls },
     upstream_bind_config: markedBindConfig(),
   }

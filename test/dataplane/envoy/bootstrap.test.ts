@@ -163,6 +163,8 @@ describe('renderBootstrap', () => {
       const matcher = sanType === 'DNS' ? { safe_regex: { regex: `(?i)^${host.replaceAll('.', '\\.')}$` } } : { exact: host }
       expect(v.default_validation_context.match_typed_subject_alt_names).toEqual([{ san_type: sanType, matcher }])
       expect(c.circuit_breakers.thresholds[0].max_connections).toBe(16_384)
+      // An unresolvable name must not hold Envoy's start (and with it the pod's readiness).
+      expect(c.wait_for_warm_on_init).toBe(type === 'LOGICAL_DNS' ? false : undefined)
       expect(v.validation_context_sds_secret_config.name).toBe('mesh-ca')
       expect(tls.common_tls_context.tls_certificate_sds_secret_configs[0].name).toBe('mesh-cert')
     }
