@@ -1,5 +1,6 @@
 // `npm run bench:flood` (as root): the built-in data plane under a flood of idle
-// connections. A server pod runs `podvm-mesh run` (every port mTLS) in front of an echo
+// connections. A server pod runs `podvm-mesh run --dataplane builtin` (every port mTLS,
+// so `auto` never picks Envoy here) in front of an echo
 // app; a client pod keeps N idle TCP connections open to it from 64 source addresses
 // (reopening what the daemon closes, at most FLOOD_OPENS_PER_SECOND), while a mesh
 // client from the pod's own address measures connect + mTLS handshake + 1 KiB echo,
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
       // Rotate the order per repetition, so drift lands on every count alike.
       const order = COUNTS.map((_, i) => COUNTS[(i + rep) % COUNTS.length] as number)
       for (const count of order) {
-        const daemon = lineProcess(topo.spawn('srv', NODE, [CLI, 'run', '--tls-dir', lab.pki.tlsDir('srv'), ...DAEMON_ARGS]), {
+        const daemon = lineProcess(topo.spawn('srv', NODE, [CLI, 'run', '--dataplane', 'builtin', '--tls-dir', lab.pki.tlsDir('srv'), ...DAEMON_ARGS]), {
           maxLines: 2000,
         })
         let flood: LineProcess | undefined
@@ -176,7 +177,9 @@ async function main(): Promise<void> {
     await lab.destroy()
   }
   await mkdir(RESULTS, { recursive: true })
-  await writeFile(join(RESULTS, `flood-${LABEL}.json`), `${JSON.stringify({ cli: CLI, daemonArgs: DAEMON_ARGS, samples }, null, 1)}\n`)
+  // No machine paths in the results: which build ran is the label's business.
+  const daemon = process.env['FLOOD_CLI'] === undefined ? 'dist/cli.js of this checkout' : 'FLOOD_CLI (another build)'
+  await writeFile(join(RESULTS, `flood-${LABEL}.json`), `${JSON.stringify({ daemon, daemonArgs: DAEMON_ARGS, samples }, null, 1)}\n`)
   const rows = COUNTS.map((count) => {
     const s = samples.filter((x) => x.count === count)
     const med = (f: (x: Sample) => number): number => median(s.map(f)) ?? NaN
