@@ -43,7 +43,7 @@ export const KERNEL_OPTIONS = [
   'IPV6', 'IP_MULTIPLE_TABLES', 'IPV6_MULTIPLE_TABLES', 'MODULES',
 ]
 /** Modules the final ruleset makes the kernel load on demand (through the image's modprobe). */
-const LOADED_AFTER_READY = ['nf_tables', 'nfnetlink', 'nft_tproxy', 'nft_socket', 'nft_ct', 'nf_conntrack', 'nft_limit', 'nft_log']
+const LOADED_AFTER_READY = ['nf_tables', 'nfnetlink', 'nft_tproxy', 'nft_socket', 'nft_fib_inet', 'nft_ct', 'nf_conntrack', 'nft_limit', 'nft_log']
 
 function missingCapability(): string | undefined {
   if (process.getuid?.() !== 0) return 'booting the image needs root (mkosi, network namespaces, taps)'
