@@ -3,7 +3,7 @@
 // Order matters: the last tests kill B's daemon and check that the pod stays closed.
 
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   A_EGRESS,
@@ -49,6 +49,25 @@ const once = () => new Promise((resolve) => {
   s.on('close', () => { clearTimeout(t); resolve() })
 })
 ;(async () => { while (Date.now() < end) await once(); console.log(JSON.stringify(out)) })()
+`
+// A one-name DNS server (UDP): answers A queries for `name` with `ip`, NXDOMAIN otherwise.
+const DNS_SERVER = `
+const dgram = require('node:dgram')
+const [addr, name, ip] = process.argv.slice(1)
+const s = dgram.createSocket('udp4')
+s.on('message', (q, peer) => {
+  let i = 12, labels = []
+  while (q[i] !== 0) { labels.push(q.subarray(i + 1, i + 1 + q[i]).toString()); i += q[i] + 1 }
+  const qtype = q.readUInt16BE(i + 1)
+  const question = q.subarray(12, i + 5)
+  const hit = labels.join('.').toLowerCase() === name && qtype === 1
+  const head = Buffer.from(q.subarray(0, 12))
+  head.writeUInt16BE(0x8180 | (labels.join('.').toLowerCase() === name ? 0 : 3), 2)
+  head.writeUInt16BE(1, 4); head.writeUInt16BE(hit ? 1 : 0, 6); head.writeUInt16BE(0, 8); head.writeUInt16BE(0, 10)
+  const answer = hit ? Buffer.concat([Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4]), Buffer.from(ip.split('.').map(Number))]) : Buffer.alloc(0)
+  s.send(Buffer.concat([head, question, answer]), peer.port, peer.address)
+})
+s.bind(53, addr)
 `
 const marker = (tag: string): string => `${tag}-${randomBytes(6).toString('hex')}`
 
@@ -304,6 +323,39 @@ for (const plane of planes) {
       expect(result.ok).toBeGreaterThan(20)
       expect(held.error).toBeUndefined()
       expect(held.heartbeats).toBeGreaterThanOrEqual(6)
+    }, 60_000)
+
+    it('egress resolves a name through a resolver configured after the data plane started (resolv.conf rewritten)', async () => {
+      // In a pod VM kata-agent writes /etc/resolv.conf, possibly after the data plane
+      // started. Envoy's default resolver (c-ares) reads it once; the mesh uses libc's.
+      const [bn, d] = [lab.node('b'), lab.node('d')]
+      const loaded = daemonB.records().filter((r) => r['msg'] === 'certificates loaded').length
+      await lab.pki.issue('b', [...sansFor(bn), 'late.mesh.test'])
+      await daemonB.waitFor(() => daemonB.records().filter((r) => r['msg'] === 'certificates loaded').length > loaded, 10_000, 'B to load')
+      await lab.pki.issue('d', sansFor(d))
+      const resolvConf = `/etc/netns/${d.ns}/resolv.conf`
+      // Nothing answers on 127.0.0.2: the name does not resolve at first.
+      writeFileSync(resolvConf, 'nameserver 127.0.0.2\noptions timeout:1 attempts:1\n')
+      const daemonD = lab.startDaemon('d', ['--ingress', 'DISABLED', '--egress', `late#127.137.0.9:${APP_PORTS.mtls}#late.mesh.test:${APP_PORTS.mtls}`, '--tls-dir', lab.pki.tlsDir('d'), ...dataplaneArgs('d')])
+      const dns = lab.topology.spawn('d', process.execPath, ['-e', DNS_SERVER, '127.0.0.3', 'late.mesh.test', bn.ipv4])
+      try {
+        await daemonD.waitReady()
+        expect((await lab.probe('d', { host: '127.137.0.9', port: APP_PORTS.mtls, marker: marker('LATE-NO-DNS'), timeoutMs: 2_000 })).echoed).toBe(false)
+        // The resolver appears: the same file (the namespace's bind mount), new content.
+        writeFileSync(resolvConf, 'nameserver 127.0.0.3\noptions timeout:1 attempts:1\n')
+        let echoed = false
+        for (let i = 0; i < 12 && !echoed; i++) {
+          const m = marker('LATE-DNS')
+          echoed = (await lab.probe('d', { host: '127.137.0.9', port: APP_PORTS.mtls, marker: m, timeoutMs: 2_000 })).echoed && appB.sawMarker(m)
+          if (!echoed) await new Promise((r) => setTimeout(r, 500))
+        }
+        expect(echoed).toBe(true)
+      } finally {
+        daemonD.kill('SIGKILL')
+        dns.kill('SIGKILL')
+        await daemonD.exited
+        rmSync(resolvConf, { force: true })
+      }
     }, 60_000)
 
     it.runIf(plane.kind === 'envoy')(
