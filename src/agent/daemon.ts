@@ -8,9 +8,10 @@
 // waiting-certificates: polling/watching the TLS directory until a consistent set exists.
 // ready: credentials loaded, the data plane live (Envoy: listeners bound), the final
 //   ruleset installed in one atomic `nft -f`.
-// draining: SIGTERM — listeners closed (new SYNs hit a tproxy rule with no listener
-//   and are dropped), established connections get the drain period, then the
-//   baseline goes back in. A crash leaves whatever ruleset was installed: both fail closed.
+// draining: SIGTERM — the baseline goes back in first (nothing new gets in; packets of
+//   connections the data plane holds still flow), then the listeners close and
+//   established connections get the drain period. A crash leaves whatever ruleset was
+//   installed: both fail closed.
 //
 // Listeners are told of every transition after it happened, never synchronously inside
 // the call that caused it.
@@ -159,9 +160,11 @@ export class MeshDaemon {
   }
 
   /**
-   * Graceful stop: stop accepting, drain, then put the closed baseline back. Idempotent.
-   * The rules never open on the way down: while draining, the final ruleset is still in
-   * place and its tproxy rules find no listener, so new connections are dropped.
+   * Graceful stop: put the closed baseline back, then stop accepting and drain. Idempotent.
+   * Baseline first, so no moment exists in which the final ruleset's tproxy rules run
+   * without a listener behind them (issue 10 item 5: a SYN on a TIME-WAIT 4-tuple then
+   * reached the application). If the baseline cannot be installed, the final ruleset
+   * stays, which fails closed as well.
    */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop()
@@ -172,12 +175,12 @@ export class MeshDaemon {
     this.#abort.abort()
     this.#watcher?.close()
     this.#transition(['created', 'baseline', 'waiting-certificates', 'ready', 'failed'], 'draining')
+    await this.#apply('baseline', renderBaseline(this.#opts.config)).catch((err: unknown) =>
+      this.#log.error({ err }, 'could not restore the baseline; the last ruleset stays in place'),
+    )
     try {
       await this.#opts.dataPlane.close()
     } finally {
-      await this.#apply('baseline', renderBaseline(this.#opts.config)).catch((err: unknown) =>
-        this.#log.error({ err }, 'could not restore the baseline; the last ruleset stays in place'),
-      )
       this.#transition(['draining'], 'stopped')
     }
   }

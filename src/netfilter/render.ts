@@ -119,6 +119,29 @@ const notForThisPod: Rule[] = logThenDrop(
   'not addressed to this pod',
 )
 
+// Packets of connections the data plane already holds. In the baseline too: the drain
+// after SIGTERM runs under the baseline, and its connections must keep flowing.
+// Not for a bare SYN: a SYN whose 4-tuple is still in TIME-WAIT finds that (transparent)
+// socket here, and accepting it would let the kernel hand the SYN — TCP Fast Open data
+// included — to the application's own listener. tproxy handles TIME-WAIT itself.
+const dataPlaneFlowAccept: Rule = {
+  match: ['meta l4proto tcp', 'tcp flags != syn / syn,ack', 'socket transparent 1'],
+  verdict: 'accept',
+  comment: 'established flow of a data plane socket',
+}
+
+/**
+ * After `tproxy`: accept only what it handed to a listener. With no listener on the mesh
+ * port, tproxy still assigns a TIME-WAIT socket of an earlier data-plane connection on
+ * the same 4-tuple (it swaps it for a listener only when one exists); accepting that
+ * SYN would let the kernel give it to the application's own listener, in plaintext.
+ * `socket wildcard` is defined only for full sockets — a TIME-WAIT or request socket
+ * makes the rule not match, and the drop after it takes the packet — and the only full
+ * sockets tproxy assigns that are bound to the wildcard address are the data plane's
+ * listeners (`::` / `0.0.0.0`).
+ */
+const DELIVERED_TO_LISTENER = 'socket wildcard 1'
+
 // --- final ruleset -------------------------------------------------------------------
 
 const TCP = 'meta l4proto tcp'
@@ -144,15 +167,7 @@ function ingressPrerouting(config: MeshConfig): Rule[] {
     loopbackAccept,
     repliesAccept,
     ...notForThisPod,
-    {
-      // Not for a bare SYN: a SYN whose 4-tuple is still in TIME-WAIT finds that
-      // (transparent) socket here, and accepting it would skip tproxy and let the kernel
-      // hand the SYN to the application's own listener — where the rest of the handshake
-      // then hits the drop, and the connection stalls. tproxy handles TIME-WAIT itself.
-      match: [TCP, 'tcp flags != syn / syn,ack', 'socket transparent 1'],
-      verdict: 'accept',
-      comment: 'established flow of a data plane socket',
-    },
+    dataPlaneFlowAccept,
     { match: ['meta l4proto { icmp, ipv6-icmp }'], verdict: 'accept', comment: 'ICMP and ICMPv6 (neighbour discovery)' },
   ]
   for (const r of config.ingress.rules) {
@@ -164,14 +179,14 @@ function ingressPrerouting(config: MeshConfig): Rule[] {
     if (r.mode === 'tls') {
       rules.push({
         match: [`tcp dport ${port(r.port, 'ingress.rules.port')}`, LOCAL_DESTINATION],
-        act: [`tproxy to :${MESH_PORTS.ingressTls}`],
+        act: [`tproxy to :${MESH_PORTS.ingressTls}`, DELIVERED_TO_LISTENER],
         verdict: 'accept',
         comment: `tls without client certificate ${r.name}`,
       })
     }
   }
   rules.push(
-    { match: [TCP, LOCAL_DESTINATION], act: [`tproxy to :${MESH_PORTS.ingressMtls}`], verdict: 'accept', comment: 'mTLS' },
+    { match: [TCP, LOCAL_DESTINATION], act: [`tproxy to :${MESH_PORTS.ingressMtls}`, DELIVERED_TO_LISTENER], verdict: 'accept', comment: 'mTLS' },
     // The data plane is not listening: fail closed.
     ...logThenDrop([TCP], LOG_PREFIX.ingressNoListener, 'ingress without listener'),
     // The mesh protects TCP only; a new inbound flow of any other protocol is refused.
@@ -239,6 +254,8 @@ export function renderBaseline(config?: MeshConfig): Ruleset {
     ...(capture ? egressCapturePrerouting() : []),
     loopbackAccept,
     repliesAccept,
+    ...notForThisPod,
+    dataPlaneFlowAccept,
     {
       // MLD queries too: a snooping switch that stops hearing our reports would stop
       // forwarding neighbour solicitations for our addresses to us.

@@ -178,14 +178,27 @@ describe('MeshDaemon', () => {
     }
   })
 
-  it('stops by closing the data plane first, then restoring the baseline', async () => {
+  it('stops by restoring the baseline first, then closing the data plane (no instant without a listener behind tproxy)', async () => {
     await writeCertificates(dir)
     const f = fakes()
     const daemon = new MeshDaemon({ config, tlsDir: dir, dataPlane: f.dataPlane, runner: f.runner, log: pino({ level: 'silent' }) })
     await daemon.start()
     f.timeline.length = 0
     await Promise.all([daemon.stop(), daemon.stop()])
-    expect(f.timeline).toEqual(['dataplane close', 'nft baseline'])
+    expect(f.timeline).toEqual(['nft baseline', 'dataplane close'])
+    expect(daemon.state).toBe('stopped')
+  })
+
+  it('a baseline nft rejects at stop still closes the data plane (the final ruleset stays, closed too)', async () => {
+    await writeCertificates(dir)
+    let stopping = false
+    const f = fakes({ failNft: (s) => stopping && s.includes('baseline') })
+    const daemon = new MeshDaemon({ config, tlsDir: dir, dataPlane: f.dataPlane, runner: f.runner, log: pino({ level: 'silent' }) })
+    await daemon.start()
+    f.timeline.length = 0
+    stopping = true
+    await daemon.stop()
+    expect(f.timeline).toEqual(['dataplane close'])
     expect(daemon.state).toBe('stopped')
   })
 
@@ -206,7 +219,7 @@ describe('MeshDaemon', () => {
     await new Promise((r) => setTimeout(r, 60))
     await daemon.stop()
     await started
-    expect(f.timeline).toEqual(['nft baseline', 'dataplane start', 'dataplane close', 'nft baseline'])
+    expect(f.timeline).toEqual(['nft baseline', 'dataplane start', 'nft baseline', 'dataplane close'])
     expect(daemon.state).toBe('stopped')
   })
 })

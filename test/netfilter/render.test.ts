@@ -189,7 +189,7 @@ describe('renderFinal semantics', () => {
     expect(at(/^tcp dport 9000 counter accept/)).toBeGreaterThan(-1)
     expect(at(/^tcp dport 9000 counter accept/)).toBeLessThan(firstTproxy)
     expect(at(/^tcp dport 9901 counter accept/)).toBeLessThan(firstTproxy)
-    expect(at(/^tcp dport 8443 fib daddr type local tproxy to :15007 /)).toBe(firstTproxy)
+    expect(at(/^tcp dport 8443 fib daddr type local tproxy to :15007 socket wildcard 1 /)).toBe(firstTproxy)
     expect(at(/^meta l4proto tcp fib daddr type local tproxy to :15006 /)).toBeGreaterThan(firstTproxy)
   })
 
@@ -199,7 +199,9 @@ describe('renderFinal semantics', () => {
     (name) => {
       const rules = chains(CASES[name]!().nft).get('prerouting')!
       const ingress = rules.filter((l) => !l.startsWith('iifname "lo" meta mark 0x50e'))
-      for (const l of ingress.filter((r) => r.includes(' tproxy '))) expect(l).toMatch(/ fib daddr type local tproxy to :1500[67] /)
+      for (const l of ingress.filter((r) => r.includes(' tproxy '))) {
+        expect(l).toMatch(/ fib daddr type local tproxy to :1500[67] socket wildcard 1 counter accept /)
+      }
       expect(ingress.filter((l) => l.includes('meta mark set'))).toEqual([])
       const notForUs = rules.findIndex((l) => /^fib daddr type != \{ local, multicast, broadcast \} counter drop comment "not addressed to this pod"$/.test(l))
       expect(notForUs).toBeGreaterThan(-1)
@@ -252,10 +254,13 @@ describe('renderFinal semantics', () => {
 
 describe('renderBaseline semantics', () => {
   const rules = chains(renderBaseline().nft).get('prerouting')!
-  it('accepts loopback, replies and ND, then drops everything (last rule, no protocol match)', () => {
+  it('accepts loopback, replies, packets of data-plane connections (drain) and ND, then drops everything (last rule, no protocol match)', () => {
     expect(rules[0]).toMatch(/^iifname "lo" counter accept/)
     expect(rules[1]).toMatch(/^ct direction reply ct state established,related counter accept/)
-    expect(rules[2]).toMatch(/^icmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, nd-redirect/)
+    expect(rules[3]).toMatch(/^fib daddr type != \{ local, multicast, broadcast \} counter drop comment "not addressed to this pod"/)
+    // never a bare SYN: that is how a TIME-WAIT 4-tuple would reach the application
+    expect(rules[4]).toMatch(/^meta l4proto tcp tcp flags != syn \/ syn,ack socket transparent 1 counter accept/)
+    expect(rules[5]).toMatch(/^icmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, nd-redirect/)
     expect(rules[rules.length - 1]).toMatch(/^counter drop comment/)
     expect(rules.some((l) => /log prefix "podvm-mesh: baseline drop: "/.test(l))).toBe(true)
     expect(rules.some((l) => /tproxy|dport/.test(l))).toBe(false)

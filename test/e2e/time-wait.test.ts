@@ -1,0 +1,237 @@
+// Closed at every instant, also while stopping and after a crash (issue 10, item 5).
+//
+// The attack: any connection the data plane closes first leaves a TIME-WAIT socket on
+// the pod side, and the attacker chose its 4-tuple. While no data-plane listener exists
+// (the drain after SIGTERM, or after a crash), a SYN on that 4-tuple makes nft `tproxy`
+// hand over the TIME-WAIT socket itself; had the rule then accepted, the kernel would
+// pass the SYN to the application's own listener — and with TCP Fast Open on the
+// application's socket (a workload setting), the data inside the SYN reaches the
+// application in plaintext. C is the attacker, B a mesh pod whose app listens with TFO.
+
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { findEnvoy } from '../../src/agent/index.js'
+import { lineProcess, MeshLab, sansFor, type Daemon, type LineProcess } from '../../src/demo/index.js'
+import { requireNetns, waitFor } from './netns.js'
+
+const describeNetns = requireNetns()
+const envoy = findEnvoy(process.env)
+const marker = (tag: string): string => `${tag}-${randomBytes(6).toString('hex')}`
+
+const MTLS_PORT = 8080
+const TLS_PORT = 8443
+const PLAIN_PORT = 7890
+
+const planes = [
+  { kind: 'builtin', prefix: 'pmtw', subnet: 88, skip: undefined },
+  { kind: 'envoy', prefix: 'pmtwv', subnet: 89, skip: envoy === undefined ? 'no envoy binary (set ENVOY_BIN or put envoy on PATH)' : undefined },
+] as const
+
+// The workload: echoes, reports the first bytes of each connection, and has TCP Fast
+// Open on its listening sockets (TCP_FASTOPEN, TCP_FASTOPEN_NO_COOKIE) — the
+// application's choice, which the mesh cannot forbid.
+const TFO_APP = `
+const net = require('node:net'), koffi = require('koffi')
+const setsockopt = koffi.load('libc.so.6').func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)')
+const int = (v) => { const b = Buffer.alloc(4); b.writeInt32LE(v); return b }
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n')
+for (const port of [${MTLS_PORT}, ${TLS_PORT}, ${PLAIN_PORT}]) {
+  const s = net.createServer({ allowHalfOpen: true }, (c) => {
+    let first = true
+    c.on('data', (d) => { if (first) out({ ev: 'data', port, data: d.toString('latin1') }); first = false; c.write(d) })
+    c.on('end', () => c.end())
+    c.on('error', () => {})
+  })
+  s.listen({ port, host: '::', ipv6Only: false }, () => {
+    if (setsockopt(s._handle.fd, 6, 23, int(16), 4) !== 0) throw new Error('TCP_FASTOPEN')
+    if (setsockopt(s._handle.fd, 6, 34, int(1), 4) !== 0) throw new Error('TCP_FASTOPEN_NO_COOKIE')
+    out({ ev: 'listening', port })
+  })
+}
+`
+
+// The attacker's client, from a chosen source port. "close": connect, send bytes that
+// are not TLS, read until the peer closes, then close (the peer closed first: the
+// TIME-WAIT is on its side). Otherwise: a TCP Fast Open SYN carrying the given bytes
+// (TCP_FASTOPEN_CONNECT + TCP_FASTOPEN_NO_COOKIE: the first write goes into the SYN).
+const CLIENT = `
+const net = require('node:net'), koffi = require('koffi')
+const libc = koffi.load('libc.so.6')
+const socket = libc.func('int socket(int, int, int)')
+const setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)')
+const [host, port, localPort, mode] = process.argv.slice(1)
+const int = (v) => { const b = Buffer.alloc(4); b.writeInt32LE(v); return b }
+const fd = socket(net.isIPv6(host) ? 10 : 2, 1 | 0o4000 | 0o2000000, 0)
+const set = (level, name, what) => { if (setsockopt(fd, level, name, int(1), 4) !== 0) throw new Error(what) }
+set(1, 2, 'SO_REUSEADDR')
+if (mode !== 'close') { set(6, 30, 'TCP_FASTOPEN_CONNECT'); set(6, 34, 'TCP_FASTOPEN_NO_COOKIE') }
+const r = { connected: false, received: 0 }
+const done = () => { process.stdout.write(JSON.stringify(r) + '\\n'); process.exit(0) }
+const s = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true })
+s.on('error', (e) => { r.error = e.code })
+s.on('data', (d) => { r.received += d.length })
+s.on('end', () => s.end())
+s.on('close', done)
+s.connect({ host, port: Number(port), localPort: Number(localPort) }, () => {
+  r.connected = true
+  s.write(mode === 'close' ? 'GET / HTTP/1.0\\r\\n\\r\\n' : mode)
+})
+setTimeout(() => { r.timeout = true; done() }, 1200)
+`
+
+// Against Envoy the attacker's client does not get its TIME-WAIT: Envoy ends a failed
+// handshake so that no TIME-WAIT stays on B (a reset, presumably) and the attack has no 4-tuple to
+// use (the precondition check says so). The ruleset fix is the same for both data
+// planes; an Envoy-side way to leave a TIME-WAIT is still to be written.
+const NO_ENVOY_TIME_WAIT = 'skipped: this client leaves no TIME-WAIT on B with Envoy (presumably a failed handshake is reset), so the attack has no 4-tuple yet'
+
+interface AppEvent {
+  readonly ev: string
+  readonly port?: number
+  readonly data?: string
+}
+
+for (const plane of planes) {
+  const suite = plane.skip === undefined ? describeNetns : describe.skip
+  suite(`closed while stopping and after a crash (TIME-WAIT + TCP Fast Open), ${plane.kind} data plane${plane.skip === undefined ? '' : ` (skipped: ${plane.skip})`}`, () => {
+    let lab: MeshLab
+    let app: LineProcess
+    let b: { ipv4: string; ipv6: string }
+    let nextPort = 43001
+
+    const events = (): AppEvent[] =>
+      app.lines.flatMap((l) => {
+        try {
+          return [JSON.parse(l) as AppEvent]
+        } catch {
+          return []
+        }
+      })
+    const appSaw = (m: string): boolean => events().some((e) => e.ev === 'data' && (e.data ?? '').includes(m))
+
+    const client = async (host: string, port: number, localPort: number, mode: string) => {
+      const r = await lab.topology.exec('c', process.execPath, ['-e', CLIENT, host, String(port), String(localPort), mode], { timeoutMs: 10_000 })
+      const line = r.stdout.trim().split('\n').pop() ?? ''
+      if (r.code !== 0 || line === '') throw new Error(`client failed (exit ${r.code}): ${r.stderr}`)
+      return JSON.parse(line) as { connected: boolean; received: number; error?: string; timeout?: boolean }
+    }
+
+    /** Leaves a TIME-WAIT socket on B for C:port -> B:MTLS_PORT, one per family; returns the ports. */
+    const timeWaits = async (): Promise<{ ipv4: number; ipv6: number }> => {
+      const ports = { ipv4: nextPort++, ipv6: nextPort++ }
+      await Promise.all([client(b.ipv4, MTLS_PORT, ports.ipv4, 'close'), client(b.ipv6, MTLS_PORT, ports.ipv6, 'close')])
+      const inTimeWait = async (): Promise<boolean> => {
+        const ss = (await lab.topology.exec('b', 'ss', ['-Htan', 'state', 'time-wait'])).stdout
+        return [ports.ipv4, ports.ipv6].every((p) => new RegExp(`:${p}(\\s|$)`, 'm').test(ss))
+      }
+      // The precondition of the attack: without it the test would prove nothing.
+      if (!(await waitFor(inTimeWait, { timeoutMs: 5_000 }))) {
+        const ss = await lab.topology.exec('b', 'ss', ['-Htan'])
+        throw new Error(`no TIME-WAIT on B for C:${ports.ipv4}/${ports.ipv6}:\n${ss.stdout}`)
+      }
+      return ports
+    }
+
+    /** The attack on both families at once; answers whether the app saw either marker. */
+    const attack = async (ports: { ipv4: number; ipv6: number }, tag: string) => {
+      const m4 = marker(`${tag}-V4`)
+      const m6 = marker(`${tag}-V6`)
+      await Promise.all([client(b.ipv4, MTLS_PORT, ports.ipv4, m4), client(b.ipv6, MTLS_PORT, ports.ipv6, m6)])
+      await new Promise((r) => setTimeout(r, 200))
+      return { ipv4: appSaw(m4), ipv6: appSaw(m6) }
+    }
+
+    const noListener = async (): Promise<boolean> =>
+      (await lab.topology.exec('b', 'ss', ['-Htln', `sport = :15006`])).stdout.trim() === ''
+
+    const counter = async (comment: string): Promise<number> => {
+      const r = await lab.topology.exec('b', 'nft', ['list', 'table', 'inet', 'podvm_mesh'])
+      const line = r.stdout.split('\n').find((l) => l.includes(`comment "${comment}"`))
+      return Number(/counter packets (\d+)/.exec(line ?? '')?.[1] ?? NaN)
+    }
+
+    const startDaemon = (): Daemon =>
+      lab.startDaemon('b', [
+        '--ingress', `public#${TLS_PORT}#false##plain#${PLAIN_PORT}#true`,
+        '--tls-dir', lab.pki.tlsDir('b'),
+        ...(plane.kind === 'builtin'
+          ? ['--dataplane', 'builtin']
+          : ['--dataplane', 'envoy', '--envoy-bin', envoy ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-b-${nextPort}`]),
+      ])
+
+    beforeAll(async () => {
+      lab = await MeshLab.create({ prefix: plane.prefix, subnet: plane.subnet, nodes: ['c', 'b'] })
+      b = lab.node('b')
+      // Server-side TFO is a per-namespace sysctl: the pod's own setting, here turned on.
+      const sysctl = await lab.topology.exec('b', 'sysctl', ['-qw', 'net.ipv4.tcp_fastopen=3'])
+      if (sysctl.code !== 0) throw new Error(`sysctl: ${sysctl.stderr}`)
+      app = lineProcess(lab.topology.spawn('b', process.execPath, ['-e', TFO_APP]))
+      for (const port of [MTLS_PORT, TLS_PORT, PLAIN_PORT]) {
+        await app.waitFor((l) => l.includes('"listening"') && l.includes(`"port":${port}`), 10_000, `app on ${port}`)
+      }
+      await lab.pki.issue('b', sansFor(lab.node('b')))
+    }, 60_000)
+
+    afterAll(async () => {
+      app?.kill('SIGKILL')
+      await lab?.destroy()
+    }, 60_000)
+
+    it('control: a TFO SYN carrying data reaches the app on a port that is not redirected (#true), v4 and v6', async () => {
+      const daemon = startDaemon()
+      try {
+        await daemon.waitReady()
+        const m4 = marker('TFO-CONTROL-V4')
+        const m6 = marker('TFO-CONTROL-V6')
+        await Promise.all([client(b.ipv4, PLAIN_PORT, nextPort++, m4), client(b.ipv6, PLAIN_PORT, nextPort++, m6)])
+        await new Promise((r) => setTimeout(r, 200))
+        expect([appSaw(m4), appSaw(m6)]).toEqual([true, true])
+      } finally {
+        daemon.kill('SIGKILL')
+        await daemon.exited
+      }
+    }, 40_000)
+
+    const attackIt = plane.kind === 'envoy' ? it.skip : it
+    const attackNote = plane.kind === 'envoy' ? ` (${NO_ENVOY_TIME_WAIT})` : ''
+
+    attackIt(`during the drain after SIGTERM, a TIME-WAIT SYN with TFO data reaches nothing (v4, v6); established connections keep flowing${attackNote}`, async () => {
+      const daemon = startDaemon()
+      try {
+        await daemon.waitReady()
+        const ports = await timeWaits()
+        // A connection through the mesh that outlives SIGTERM: the drain lasts while it does.
+        const heldMarker = marker('HELD')
+        const held = lab.probe('c', { host: b.ipv4, port: TLS_PORT, tls: {}, marker: heldMarker, holdMs: 4_500, timeoutMs: 20_000 })
+        await app.waitFor((l) => l.includes(heldMarker), 10_000, 'the held connection to reach the app')
+        daemon.kill('SIGTERM')
+        expect(await waitFor(noListener, { timeoutMs: 5_000, intervalMs: 20 })).toBe(true)
+        expect(daemon.child.exitCode).toBeNull() // still draining
+        expect(await attack(ports, 'TW-DRAIN')).toEqual({ ipv4: false, ipv6: false })
+        const h = await held
+        expect(h.error).toBeUndefined()
+        expect(h.heartbeats).toBeGreaterThanOrEqual(3)
+        expect(await daemon.exited).toBe(0)
+      } finally {
+        daemon.kill('SIGKILL')
+        await daemon.exited
+      }
+    }, 60_000)
+
+    attackIt(`after SIGKILL, a TIME-WAIT SYN with TFO data reaches nothing (v4, v6): the drop takes it${attackNote}`, async () => {
+      const daemon = startDaemon()
+      let ports: { ipv4: number; ipv6: number }
+      try {
+        await daemon.waitReady()
+        ports = await timeWaits()
+      } finally {
+        daemon.kill('SIGKILL')
+        await daemon.exited
+      }
+      expect(await waitFor(noListener, { timeoutMs: 5_000, intervalMs: 20 })).toBe(true)
+      const dropped = await counter('ingress without listener')
+      expect(await attack(ports, 'TW-KILL')).toEqual({ ipv4: false, ipv6: false })
+      expect(await counter('ingress without listener')).toBeGreaterThanOrEqual(dropped + 2)
+    }, 60_000)
+  })
+}
