@@ -44,7 +44,9 @@ install -D -m 0755 "$(readlink -f "$envoy_bin")" "$stage/usr/local/bin/envoy"
 
 # What `systemctl enable` would create, from each unit's [Install] section.
 units="$stage/etc/systemd/system"
-mkdir -p "$units/kata-agent.service.requires" "$units/sysinit.target.wants" "$units/multi-user.target.wants"
+mkdir -p "$units/kata-agent.service.requires" "$units/sysinit.target.wants" "$units/multi-user.target.wants" \
+  "$units/local-fs.target.wants"
+ln -sf /usr/lib/systemd/system/contrast.mount "$units/local-fs.target.wants/contrast.mount"
 ln -sf /usr/lib/systemd/system/podvm-mesh-baseline.service "$units/kata-agent.service.requires/podvm-mesh-baseline.service"
 ln -sf /usr/lib/systemd/system/podvm-mesh-baseline.service "$units/sysinit.target.wants/podvm-mesh-baseline.service"
 ln -sf /usr/lib/systemd/system/podvm-mesh.service "$units/multi-user.target.wants/podvm-mesh.service"

@@ -57,9 +57,10 @@ describe.skipIf(missing !== undefined && !CI)(`guest image${missing !== undefine
     expect(link('multi-user.target.wants/podvm-mesh.service')).toBe('/usr/lib/systemd/system/podvm-mesh.service')
     // Debian's nftables.service would `flush ruleset` at boot, removing the mesh's table.
     expect(link('nftables.service')).toBe('/dev/null')
+    expect(link('local-fs.target.wants/contrast.mount')).toBe('/usr/lib/systemd/system/contrast.mount')
   })
 
-  it.each(['podvm-mesh-baseline.service', 'podvm-mesh.service'])('systemd-analyze verify --root accepts %s without a warning', (unit) => {
+  it.each(['podvm-mesh-baseline.service', 'podvm-mesh.service', 'contrast.mount'])('systemd-analyze verify --root accepts %s without a warning', (unit) => {
     // --root resolves the unit and its ExecStart binary inside the tree: a missing
     // /usr/sbin/nft or /usr/local/bin/podvm-mesh there fails the verify.
     const r = run('systemd-analyze', ['verify', `--root=${TREE}`, unit])

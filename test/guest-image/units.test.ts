@@ -67,6 +67,17 @@ describe('guest-image units', () => {
     expect(Number(service?.get('OOMScoreAdjust')?.at(-1) ?? 0)).toBeGreaterThanOrEqual(0)
   })
 
+  it('contrast.mount: /contrast is a tmpfs before the daemon and kata-agent, and the daemon requires it', () => {
+    const mount = parseUnit(read('guest-image/tree/usr/lib/systemd/system/contrast.mount'))
+    expect(mount.get('Mount')?.get('Where')).toEqual(['/contrast'])
+    expect(mount.get('Mount')?.get('Type')).toEqual(['tmpfs'])
+    expect(words(mount, 'Unit', 'Before')).toEqual(expect.arrayContaining(['podvm-mesh.service', 'kata-agent.service']))
+    expect(words(mount, 'Install', 'WantedBy')).toEqual(['local-fs.target'])
+    expect(words(daemon, 'Unit', 'RequiresMountsFor')).toEqual(['/contrast'])
+    // build.sh enables it the way `systemctl enable` would.
+    expect(read('guest-image/build.sh')).toContain('local-fs.target.wants/contrast.mount')
+  })
+
   it('the committed baseline ruleset is exactly what `podvm-mesh render nft --baseline` prints', async () => {
     let out = ''
     const sink = new Writable({
