@@ -1,30 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { afterAll, describe, it, expect } from 'vitest'
-import { main, type CommandIo } from '../../src/cli.js'
+import { main } from '../../src/cli.js'
 import { checkCommand } from '../../src/cli/check.js'
 import { meshConfigFromEnv } from '../../src/config/index.js'
+import { capturedIo } from './io.js'
 
-function fakeIo(env: NodeJS.ProcessEnv = {}): CommandIo & { out: () => string; err: () => string } {
-  let out = ''
-  let err = ''
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        append(String(chunk))
-        cb()
-      },
-    })
-  return {
-    stdout: sink((s) => (out += s)),
-    stderr: sink((s) => (err += s)),
-    env,
-    out: () => out,
-    err: () => err,
-  }
-}
+const fakeIo = (env: NodeJS.ProcessEnv = {}) => capturedIo({ env })
 
 const EGRESS = 'emoji#127.137.0.1:8081#emoji-svc:8080##voting#127.137.0.2:8081#voting-svc:8080'
 

@@ -1,5 +1,4 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { Writable } from 'node:stream'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,18 +7,11 @@ import { main } from '../../src/cli.js'
 import { buildSnpCertTable } from '../../src/attestation/snp/cert-table.js'
 import { parseCertificates } from '../../src/attestation/encoding.js'
 import { flip, vector, vectorPath } from '../attestation/vectors.js'
+import { capturedIo } from './io.js'
 
-function fakeIo(): { io: Parameters<typeof evidenceVerifyCommand>[1]; out: () => string; err: () => string } {
-  let out = ''
-  let err = ''
-  const sink = (append: (s: string) => void): Writable =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        append(String(chunk))
-        cb()
-      },
-    })
-  return { io: { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: {} }, out: () => out, err: () => err }
+function fakeIo() {
+  const c = capturedIo()
+  return { io: c, out: c.out, err: c.err }
 }
 
 async function run(argv: string[]): Promise<{ code: number; json: any; stderr: string }> {

@@ -1,19 +1,8 @@
-import { Readable, Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { hookCommand } from '../../src/cli/hook.js'
+import { capturedIo } from './io.js'
 
-function io(stdin: string) {
-  let out = ''
-  let err = ''
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        append(String(chunk))
-        cb()
-      },
-    })
-  return { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: {}, stdin: Readable.from([stdin]), out: () => out, err: () => err }
-}
+const io = (stdin: string) => capturedIo({ stdin })
 
 describe('podvm-mesh hook', () => {
   it.each([

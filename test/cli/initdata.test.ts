@@ -2,25 +2,14 @@ import { createHash } from 'node:crypto'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, describe, it, expect } from 'vitest'
 import { parseAllDocuments } from 'yaml'
-import { main, type CommandIo } from '../../src/cli.js'
+import { main } from '../../src/cli.js'
 import { INITDATA_ANNOTATION } from '../../src/config/index.js'
+import { capturedIo } from './io.js'
 
-function fakeIo(): CommandIo & { out: () => string; err: () => string } {
-  let out = ''
-  let err = ''
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        append(String(chunk))
-        cb()
-      },
-    })
-  return { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: {}, out: () => out, err: () => err }
-}
+const fakeIo = () => capturedIo()
 
 const dir = mkdtempSync(join(tmpdir(), 'initdata-cmd-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

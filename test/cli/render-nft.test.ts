@@ -1,20 +1,12 @@
-import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { main } from '../../src/cli.js'
 import { meshConfigFromStrings } from '../../src/config/index.js'
 import { renderBaseline, renderFinal } from '../../src/netfilter/render.js'
+import { capturedIo } from './io.js'
 
 function io(env: NodeJS.ProcessEnv = {}) {
-  const out: string[] = []
-  const err: string[] = []
-  const sink = (into: string[]) =>
-    new Writable({
-      write(chunk, _enc, cb) {
-        into.push(String(chunk))
-        cb()
-      },
-    })
-  return { io: { stdout: sink(out), stderr: sink(err), env }, out: () => out.join(''), err: () => err.join('') }
+  const c = capturedIo({ env })
+  return { io: c, out: c.out, err: c.err }
 }
 
 describe('podvm-mesh render nft', () => {
