@@ -1,7 +1,7 @@
 // Which data plane `run` starts: Envoy where the image ships it, the builtin one
 // otherwise. `auto` looks for an executable Envoy and logs what it chose and why.
 
-import { accessSync, constants } from 'node:fs'
+import { executable } from '../executable.js'
 import { delimiter, join } from 'node:path'
 import type { Logger } from 'pino'
 import type { DataPlane, DataPlaneSpec, PendingLimits } from '../dataplane/index.js'
@@ -13,15 +13,6 @@ export interface DataPlaneChoice {
   readonly kind: 'builtin' | 'envoy'
   readonly reason: string
   readonly envoyPath?: string
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** `--envoy-bin` (a path or a name looked up on PATH), else `envoy` on PATH. */

@@ -18,7 +18,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
-import { accessSync, constants, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
+import { executable } from '../../executable.js'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Logger } from 'pino'
@@ -45,15 +46,6 @@ const PINO_LEVEL: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error' |
   error: 'error',
   critical: 'fatal',
   off: 'info',
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** util-linux's setpriv (Debian: essential), for PR_SET_PDEATHSIG between fork and exec. */
