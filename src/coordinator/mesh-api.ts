@@ -27,6 +27,12 @@ const crypto = webcrypto as unknown as Crypto
 
 export const DEFAULT_NONCE_TTL_MS = 60_000
 export const MAX_OUTSTANDING_NONCES = 10_000
+/**
+ * Challenge needs no credentials, so without a share per client one of them could hold
+ * every nonce and keep all pods from being admitted. A pod asks for one challenge per
+ * attempt, with backoff between attempts; a nonce counts until it expires, used or not.
+ */
+export const MAX_OUTSTANDING_PER_PEER = 64
 export const NONCE_BYTES = 32
 /** Client nonces: long enough to be unpredictable, short enough to bind cheaply. */
 const CLIENT_NONCE_MIN = 16
@@ -47,6 +53,8 @@ export interface MeshApiOptions {
   readonly rotationDelayMs?: number
   readonly nonceTtlMs?: number
   readonly maxOutstandingNonces?: number
+  /** Outstanding nonces one client address may hold (default MAX_OUTSTANDING_PER_PEER). */
+  readonly maxOutstandingPerPeer?: number
   readonly now?: () => number
   /** Test roots in place of AMD's and Intel's (see EvidenceCheckOptions.vendorRoots). */
   readonly vendorRoots?: EvidenceCheckOptions['vendorRoots']
@@ -54,6 +62,8 @@ export interface MeshApiOptions {
 
 interface NonceEntry {
   readonly expiresAt: number
+  /** The client's address (peerAddress), or the gRPC peer string when it has none. */
+  readonly peer: string
   consumed: boolean
 }
 
@@ -61,6 +71,8 @@ export class MeshApi {
   readonly #o: MeshApiOptions
   readonly #log: Logger
   readonly #nonces = new Map<string, NonceEntry>()
+  /** Outstanding nonces per NonceEntry.peer. */
+  readonly #perPeer = new Map<string, number>()
   #updating: Promise<unknown> = Promise.resolve()
 
   constructor(opts: MeshApiOptions) {
@@ -77,10 +89,17 @@ export class MeshApi {
   }
 
   #sweep(now: number): void {
-    for (const [k, v] of this.#nonces) if (v.expiresAt <= now) this.#nonces.delete(k)
+    for (const [k, v] of this.#nonces) {
+      if (v.expiresAt > now) continue
+      this.#nonces.delete(k)
+      const left = (this.#perPeer.get(v.peer) ?? 1) - 1
+      if (left > 0) this.#perPeer.set(v.peer, left)
+      else this.#perPeer.delete(v.peer)
+    }
   }
 
-  async challenge(req: ChallengeRequest): Promise<ChallengeResponse> {
+  /** `peer`: the gRPC peer (`ipv4:1.2.3.4:5`); its address is the unit of the per-client share. */
+  async challenge(req: ChallengeRequest, peer?: string): Promise<ChallengeResponse> {
     const clientNonce = req.ClientNonce ?? new Uint8Array(0)
     if (clientNonce.byteLength < CLIENT_NONCE_MIN || clientNonce.byteLength > CLIENT_NONCE_MAX) {
       throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `ClientNonce must be ${CLIENT_NONCE_MIN}-${CLIENT_NONCE_MAX} B, got ${clientNonce.byteLength}`, {
@@ -94,6 +113,16 @@ export class MeshApi {
     if (this.#nonces.size >= max) {
       throw new CoordinatorError('COORDINATOR_BUSY', `${this.#nonces.size} challenges outstanding (max ${max})`, { outstanding: this.#nonces.size, max })
     }
+    const client = peerAddress(peer) ?? peer ?? 'unknown'
+    const mine = this.#perPeer.get(client) ?? 0
+    const maxMine = this.#o.maxOutstandingPerPeer ?? MAX_OUTSTANDING_PER_PEER
+    if (mine >= maxMine) {
+      throw new CoordinatorError('COORDINATOR_BUSY', `${mine} challenges outstanding for ${client} (max ${maxMine} per client)`, {
+        peer: client,
+        outstanding: mine,
+        max: maxMine,
+      })
+    }
     let evidence
     try {
       evidence = await this.#o.provider.getEvidence(bindReportData(this.#o.tlsPublicKeyDer, clientNonce))
@@ -103,7 +132,8 @@ export class MeshApi {
     }
     const nonce = randomBytes(NONCE_BYTES)
     const expiresAt = now + (this.#o.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS)
-    this.#nonces.set(nonce.toString('hex'), { expiresAt, consumed: false })
+    this.#nonces.set(nonce.toString('hex'), { expiresAt, peer: client, consumed: false })
+    this.#perPeer.set(client, (this.#perPeer.get(client) ?? 0) + 1)
     return { Nonce: nonce, NonceExpiresUnixMs: expiresAt, Evidence: evidenceToWire(evidence), RootCACert: Buffer.from(this.ca.root.certificatePem) }
   }
 

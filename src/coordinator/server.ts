@@ -159,7 +159,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1 << 20 })
   server.addService(meshApiService() as unknown as grpc.ServiceDefinition, {
     NewMeshCert: unary(log, 'NewMeshCert', (req, peer) => api.newMeshCert(req as never, peer)),
-    Challenge: unary(log, 'Challenge', (req) => api.challenge(req as never)),
+    Challenge: unary(log, 'Challenge', (req, peer) => api.challenge(req as never, peer)),
     SetManifest: unary(log, 'SetManifest', (req) => api.setManifest(req as never)),
   })
   const creds = grpc.ServerCredentials.createSsl(

@@ -33,7 +33,9 @@ interface Fixture {
   sealer: StateSealer
 }
 
-async function fixture(opts: { manifest?: string; leafLifetimeMs?: number; nonceTtlMs?: number } = {}): Promise<Fixture> {
+async function fixture(
+  opts: { manifest?: string; leafLifetimeMs?: number; nonceTtlMs?: number; maxOutstandingNonces?: number; maxOutstandingPerPeer?: number } = {},
+): Promise<Fixture> {
   const clock = { now: Date.UTC(2026, 10, 22, 12) }
   const dir = await mkdtemp(join(tmpdir(), 'pmco-api-'))
   const updateKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -54,6 +56,8 @@ async function fixture(opts: { manifest?: string; leafLifetimeMs?: number; nonce
     tlsPublicKeyDer: tlsKeyDer,
     leafLifetimeMs: opts.leafLifetimeMs ?? 60_000,
     nonceTtlMs: opts.nonceTtlMs ?? 10_000,
+    ...(opts.maxOutstandingNonces !== undefined ? { maxOutstandingNonces: opts.maxOutstandingNonces } : {}),
+    ...(opts.maxOutstandingPerPeer !== undefined ? { maxOutstandingPerPeer: opts.maxOutstandingPerPeer } : {}),
     now: () => clock.now,
   })
   return { api, state, clock, tlsKeyDer, updateKey, dir, sealer }
@@ -76,6 +80,56 @@ async function request(f: Fixture, host: string, tweak: { bindKey?: Uint8Array; 
 function signUpdate(f: Fixture, text: string, currentHash = f.state.manifest.hash, generation = f.state.manifestGeneration): Buffer {
   return sign('sha256', manifestUpdateMessage(generation, currentHash, Buffer.from(text)), f.updateKey.privateKey)
 }
+
+describe('MeshApi: Challenge needs no credentials, so one client must not use up the nonces', () => {
+  let f: Fixture
+  beforeAll(async () => {
+    f = await fixture({ maxOutstandingNonces: 100, maxOutstandingPerPeer: 8 })
+  })
+  afterAll(async () => removeState(f.dir))
+
+  it("a client that asks for challenges without end is refused after its own share; other pods still get theirs", async () => {
+    const flood = 'ipv4:10.80.0.66:40000'
+    const refused: unknown[] = []
+    for (let i = 0; i < 200; i++) {
+      try {
+        await f.api.challenge({ ClientNonce: randomBytes(32) }, flood)
+      } catch (err) {
+        refused.push(err)
+      }
+    }
+    // Another pod: a challenge, and the certificate it leads to.
+    const ch = await f.api.challenge({ ClientNonce: randomBytes(32) }, 'ipv4:10.80.0.2:43210')
+    const key = await podKey()
+    const ev = await (await simulated(HOST_B, f.clock.now)).getEvidence(bindReportData(key, ch.Nonce))
+    const res = await f.api.newMeshCert({ Nonce: ch.Nonce, PublicKey: key, Evidence: evidenceToWire(ev) }, 'ipv4:10.80.0.2:43210')
+    expect(res.CertChain.length).toBeGreaterThan(0)
+    expect(refused).toHaveLength(192)
+    expect(refused[0]).toMatchObject({ code: 'COORDINATOR_BUSY', details: { peer: '10.80.0.66', outstanding: 8, max: 8 } })
+    // Spent nonces count until they expire (they are kept to refuse replays); then the share is back.
+    f.clock.now += 10_001
+    try {
+      expect((await f.api.challenge({ ClientNonce: randomBytes(32) }, flood)).Nonce).toHaveLength(32)
+    } finally {
+      f.clock.now -= 10_001
+    }
+  })
+
+  it('the total stays bounded too: distinct clients beyond it are refused', async () => {
+    const g = await fixture({ maxOutstandingNonces: 20, maxOutstandingPerPeer: 8 })
+    try {
+      let busy = 0
+      for (let i = 0; i < 30; i++) {
+        await g.api.challenge({ ClientNonce: randomBytes(32) }, `ipv4:10.81.0.${i}:1`).catch((err: { code?: string }) => {
+          if (err.code === 'COORDINATOR_BUSY') busy++
+        })
+      }
+      expect(busy).toBe(10)
+    } finally {
+      await removeState(g.dir)
+    }
+  })
+})
 
 describe('MeshApi', () => {
   let f: Fixture
