@@ -110,17 +110,13 @@ export function configFromArgs<const O extends OptionsSpec = Record<never, never
   const str = (k: 'ingress' | 'egress' | 'admin-port' | 'egress-mesh-ca-only') =>
     typeof v[k] === 'string' ? { value: v[k] as string, source: `--${k}` } : undefined
   const allow = v['allow-plaintext'] as string[] | undefined
-  const ingress = str('ingress')
-  const egress = str('egress')
-  const adminPort = str('admin-port')
-  const egressMeshCaOnly = str('egress-mesh-ca-only')
   const inputs: StringInputs = {
-    ...(ingress !== undefined ? { ingress } : {}),
-    ...(egress !== undefined ? { egress } : {}),
-    ...(adminPort !== undefined ? { adminPort } : {}),
-    ...(egressMeshCaOnly !== undefined ? { egressMeshCaOnly } : {}),
-    ...(v['transparent-egress'] === true ? { transparentEgress: { value: true, source: '--transparent-egress' } } : {}),
-    ...(allow !== undefined ? { allowPlaintext: { value: allow.join(','), source: '--allow-plaintext' } } : {}),
+    ingress: str('ingress'),
+    egress: str('egress'),
+    adminPort: str('admin-port'),
+    egressMeshCaOnly: str('egress-mesh-ca-only'),
+    transparentEgress: v['transparent-egress'] === true ? { value: true, source: '--transparent-egress' } : undefined,
+    allowPlaintext: allow === undefined ? undefined : { value: allow.join(','), source: '--allow-plaintext' },
   }
   return done(meshConfigFromStrings(inputs), 'flags')
 }

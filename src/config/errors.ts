@@ -108,6 +108,5 @@ export function configInvalid(
   const what = options.file !== undefined ? `mesh configuration file ${options.file}` : 'mesh configuration'
   const head = `invalid ${what} (${issues.length} problem${issues.length === 1 ? '' : 's'})`
   const message = [head, ...frozen.map((i) => `  ${formatIssue(i)}`)].join('\n')
-  const details = options.file !== undefined ? { issues: frozen, file: options.file } : { issues: frozen }
-  return new ConfigError(options.code ?? 'CONFIG_INVALID', message, details, options.cause === undefined ? undefined : { cause: options.cause })
+  return new ConfigError(options.code ?? 'CONFIG_INVALID', message, { issues: frozen, file: options.file }, options.cause === undefined ? undefined : { cause: options.cause })
 }

@@ -84,13 +84,7 @@ function typeName(v: unknown): string {
 }
 
 function at(path: readonly PropertyKey[], value: unknown): Origin {
-  const index = lastIndex(path)
-  const entry = entryText(value)
-  return {
-    source: fieldSource(path),
-    ...(entry !== undefined ? { entry } : {}),
-    ...(index !== undefined ? { index } : {}),
-  }
+  return { source: fieldSource(path), entry: entryText(value), index: lastIndex(path) }
 }
 
 function shapeIssues(doc: unknown, zodIssues: readonly z.core.$ZodIssue[]): ConfigIssue[] {
@@ -147,10 +141,12 @@ export function rawFromFileText(text: string, format: FileFormat, issues: IssueS
   const f = parsed.data
   const field = <T>(path: readonly PropertyKey[], value: T) => ({ value, at: at(path, value) })
   const ports = f.ingress?.ports ?? []
+  const te = f.transparentEgress
   return {
-    ...(f.ingress !== undefined
-      ? {
-          ingress: {
+    ingress:
+      f.ingress === undefined
+        ? undefined
+        : {
             at: at(['ingress'], undefined),
             disabled: f.ingress.disabled ?? false,
             entries: ports.map((p, i) => ({
@@ -160,26 +156,21 @@ export function rawFromFileText(text: string, format: FileFormat, issues: IssueS
               mode: field(['ingress', 'ports', i, 'mode'], p.mode),
             })),
           },
-        }
-      : {}),
     egress: (f.egress ?? []).map((e, i) => ({
       at: at(['egress', i], undefined),
       name: field(['egress', i, 'name'], e.name),
       listen: field(['egress', i, 'listen'], e.listen),
       remote: field(['egress', i, 'remote'], e.remote),
-      ...(e.meshCaOnly !== undefined ? { meshCaOnly: field(['egress', i, 'meshCaOnly'], e.meshCaOnly) } : {}),
+      meshCaOnly: e.meshCaOnly === undefined ? undefined : field(['egress', i, 'meshCaOnly'], e.meshCaOnly),
     })),
-    ...(f.transparentEgress !== undefined
-      ? {
-          transparentEgress: {
-            enabled: f.transparentEgress.enabled === undefined ? undefined : field(['transparentEgress', 'enabled'], f.transparentEgress.enabled),
+    transparentEgress:
+      te === undefined
+        ? undefined
+        : {
+            enabled: te.enabled === undefined ? undefined : field(['transparentEgress', 'enabled'], te.enabled),
             allowAt: at(['transparentEgress', 'allowPlaintext'], undefined),
-            allowPlaintext: (f.transparentEgress.allowPlaintext ?? []).map((s, i) =>
-              field(['transparentEgress', 'allowPlaintext', i], s),
-            ),
+            allowPlaintext: (te.allowPlaintext ?? []).map((s, i) => field(['transparentEgress', 'allowPlaintext', i], s)),
           },
-        }
-      : {}),
-    ...(f.admin !== undefined ? { admin: { port: field(['admin', 'port'], f.admin.port) } } : {}),
+    admin: f.admin === undefined ? undefined : { port: field(['admin', 'port'], f.admin.port) },
   }
 }

@@ -109,7 +109,7 @@ function coordinatorPin(value: unknown, issues: ConfigIssue[]): CoordinatorPin |
   const measurements = parseMeasurements(table['measurements'], at('measurements'), issues)
   const rtmr = parseRtmrPins(table['rtmr'], at('rtmr'), issues)
   if (address === undefined || pinned === undefined) return undefined
-  return { address, identity: pinned, ...(measurements !== undefined ? { measurements } : {}), ...(rtmr !== undefined ? { rtmr } : {}) }
+  return { address, identity: pinned, measurements, rtmr }
 }
 
 function parseRtmrPins(value: unknown, source: string, issues: ConfigIssue[]): string[] | undefined {
@@ -202,7 +202,7 @@ export function parseMeshSection(text: string): MeshSection {
     issues.push(...err.issues.map(resourced))
   }
   if (issues.length > 0 || config === undefined || coordinator === undefined) throw configInvalid(issues, { file: SOURCE })
-  return workload === undefined ? { config, coordinator } : { config, coordinator, workload }
+  return { config, coordinator, workload }
 }
 
 /** The mesh section of a document; INITDATA_NO_MESH_SECTION when `[data]` lacks it. */
@@ -231,8 +231,9 @@ export function renderMeshSection(section: MeshSection): string {
     coordinator: {
       address: hostPortText(coordinator.address.host, coordinator.address.port),
       identity: coordinator.identity,
-      ...(coordinator.measurements !== undefined ? { measurements: [...coordinator.measurements] } : {}),
-      ...(coordinator.rtmr !== undefined ? { rtmr: [...coordinator.rtmr] } : {}),
+      // smol-toml leaves out undefined values, as "defaults are left out" wants.
+      measurements: coordinator.measurements,
+      rtmr: coordinator.rtmr,
     },
   }
   if (section.workload !== undefined) doc['workload'] = { sans: [...section.workload.sans], workloadSecretId: section.workload.workloadSecretId }

@@ -62,14 +62,13 @@ export function rawFromStrings(inputs: StringInputs, issues: IssueSink): RawMesh
     // Empty means unset, as in Contrast (its tooling passes the annotation through only when non-empty).
     if (value.trim() !== '') admin = { port: { value: value.trim(), at: { source, entry: value } } }
   }
+  const { ingress, egress, egressMeshCaOnly } = inputs
   return {
-    ...(inputs.ingress !== undefined ? { ingress: ingressFromString(inputs.ingress.value, inputs.ingress.source, issues) } : {}),
-    egress: inputs.egress === undefined ? [] : egressFromString(inputs.egress.value, inputs.egress.source, issues),
-    ...(transparentEgress !== undefined ? { transparentEgress } : {}),
-    ...(admin !== undefined ? { admin } : {}),
-    ...(inputs.egressMeshCaOnly !== undefined
-      ? { egressMeshCaOnly: allowListFromString(inputs.egressMeshCaOnly.value, inputs.egressMeshCaOnly.source, issues) }
-      : {}),
+    ingress: ingress === undefined ? undefined : ingressFromString(ingress.value, ingress.source, issues),
+    egress: egress === undefined ? [] : egressFromString(egress.value, egress.source, issues),
+    transparentEgress,
+    admin,
+    egressMeshCaOnly: egressMeshCaOnly === undefined ? undefined : allowListFromString(egressMeshCaOnly.value, egressMeshCaOnly.source, issues),
   }
 }
 
@@ -131,7 +130,7 @@ export function parseIngress(
   const source = options.source ?? ENV_NAMES.ingress[0]
   return meshConfigFromStrings({
     ingress: { value, source },
-    ...(options.adminPort !== undefined ? { adminPort: { value: String(options.adminPort), source: 'adminPort' } } : {}),
+    adminPort: options.adminPort === undefined ? undefined : { value: String(options.adminPort), source: 'adminPort' },
   }).ingress
 }
 
@@ -143,7 +142,7 @@ export function parseEgress(
   const source = options.source ?? ENV_NAMES.egress[0]
   return meshConfigFromStrings({
     egress: { value, source },
-    ...(options.adminPort !== undefined ? { adminPort: { value: String(options.adminPort), source: 'adminPort' } } : {}),
+    adminPort: options.adminPort === undefined ? undefined : { value: String(options.adminPort), source: 'adminPort' },
   }).egress
 }
 
