@@ -172,7 +172,7 @@ export class MeshApi {
       acceptSimulated: manifest.acceptSimulated,
       simulatedRoots: manifest.simulatedRoots,
       referenceValues: manifest.referenceValues,
-      ...(this.#o.vendorRoots !== undefined ? { vendorRoots: this.#o.vendorRoots } : {}),
+      vendorRoots: this.#o.vendorRoots,
     })
     const hash = Buffer.from(checked.policyHash).toString('hex')
     const found = lookupPolicy(manifest, checked.policyHash)

@@ -161,7 +161,8 @@ export async function saveState(dir: string, state: CoordinatorState, sealer: St
     ...records,
     manifest: state.manifest.text,
     manifestGeneration: state.manifestGeneration,
-    ...(state.updateKeyPem !== undefined ? { updateKeyPem: state.updateKeyPem } : {}),
+    // JSON.stringify leaves an undefined key out.
+    updateKeyPem: state.updateKeyPem,
   }
   const iv = randomBytes(12)
   const c = createCipheriv('aes-256-gcm', await stateKey(sealer), iv)

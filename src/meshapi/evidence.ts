@@ -98,9 +98,9 @@ export function wireToEvidence(w: WireEvidence | undefined): Evidence {
     tee: w.Tee,
     raw: new Uint8Array(w.Raw),
     certs: {
-      ...(w.Vcek !== undefined && w.Vcek.byteLength > 0 ? { vcek: new Uint8Array(w.Vcek) } : {}),
-      ...(w.Vlek !== undefined && w.Vlek.byteLength > 0 ? { vlek: new Uint8Array(w.Vlek) } : {}),
-      ...(chain.length > 0 ? { chain } : {}),
+      vcek: w.Vcek !== undefined && w.Vcek.byteLength > 0 ? new Uint8Array(w.Vcek) : undefined,
+      vlek: w.Vlek !== undefined && w.Vlek.byteLength > 0 ? new Uint8Array(w.Vlek) : undefined,
+      chain: chain.length > 0 ? chain : undefined,
     },
     provider,
   }
@@ -110,8 +110,9 @@ export function evidenceToWire(e: Evidence): WireEvidence {
   return {
     Tee: e.tee,
     Raw: e.raw,
-    ...(e.certs?.vcek !== undefined ? { Vcek: e.certs.vcek } : {}),
-    ...(e.certs?.vlek !== undefined ? { Vlek: e.certs.vlek } : {}),
+    // protobufjs encodes an undefined field as an absent one.
+    Vcek: e.certs?.vcek,
+    Vlek: e.certs?.vlek,
     Chain: [...(e.certs?.chain ?? [])],
     Provider: e.provider,
   }
@@ -142,18 +143,20 @@ export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): C
   }
   try {
     if (evidence.tee === 'tdx') {
+      const tdx = ref?.tdx
       const policy: TdxPolicyOptions = {
-        ...(ref?.tdx?.mrTd !== undefined ? { mrTd: ref.tdx.mrTd.map((h) => Buffer.from(h, 'hex')) } : {}),
-        ...(ref?.tdx?.rtmr !== undefined ? { rtmr: rtmrAllowLists(ref.tdx.rtmr) } : {}),
-        ...(ref?.tdx?.minimumTeeTcbSvn !== undefined ? { minimumTeeTcbSvn: Buffer.from(ref.tdx.minimumTeeTcbSvn, 'hex') } : {}),
-        ...(ref?.tdx?.allowDebug !== undefined ? { allowDebug: ref.tdx.allowDebug } : {}),
-        ...(ref?.tdx?.allowMigratable !== undefined ? { allowMigratable: ref.tdx.allowMigratable } : {}),
-        ...(ref?.tdx?.minimumQeSvn !== undefined ? { minimumQeSvn: ref.tdx.minimumQeSvn } : {}),
-        ...(ref?.tdx?.tdAttributes !== undefined ? { tdAttributes: ref.tdx.tdAttributes.map((h) => Buffer.from(h, 'hex')) } : {}),
-        ...(ref?.tdx?.xfam !== undefined ? { xfam: ref.tdx.xfam.map((h) => Buffer.from(h, 'hex')) } : {}),
-        ...(ref?.tdx?.mrSeam !== undefined ? { mrSeam: ref.tdx.mrSeam.map((h) => Buffer.from(h, 'hex')) } : {}),
+        mrTd: tdx?.mrTd?.map((h) => Buffer.from(h, 'hex')),
+        rtmr: tdx?.rtmr === undefined ? undefined : rtmrAllowLists(tdx.rtmr),
+        minimumTeeTcbSvn: tdx?.minimumTeeTcbSvn === undefined ? undefined : Buffer.from(tdx.minimumTeeTcbSvn, 'hex'),
+        allowDebug: tdx?.allowDebug,
+        allowMigratable: tdx?.allowMigratable,
+        minimumQeSvn: tdx?.minimumQeSvn,
+        tdAttributes: tdx?.tdAttributes?.map((h) => Buffer.from(h, 'hex')),
+        xfam: tdx?.xfam?.map((h) => Buffer.from(h, 'hex')),
+        mrSeam: tdx?.mrSeam?.map((h) => Buffer.from(h, 'hex')),
       }
-      const r = verifyTdx(evidence.raw, { at: opts.at, policy, ...(opts.vendorRoots?.tdx !== undefined ? { roots: { root: opts.vendorRoots.tdx } } : {}) })
+      const roots = opts.vendorRoots?.tdx
+      const r = verifyTdx(evidence.raw, { at: opts.at, policy, roots: roots === undefined ? undefined : { root: roots } })
       tee = r.tee
       reasons = r.reasons
       reportData = r.claims.reportData
@@ -180,21 +183,21 @@ export function checkEvidence(evidence: Evidence, opts: EvidenceCheckOptions): C
       }
       const snp = ref?.snp
       const policy: SnpPolicyOptions = {
-        ...(snp?.measurements !== undefined ? { measurements: snp.measurements.map((h) => Buffer.from(h, 'hex')) } : {}),
-        ...(snp?.minimumTcb !== undefined ? { minimumTcb: snp.minimumTcb } : {}),
-        ...(snp?.minimumLaunchTcb !== undefined ? { minimumLaunchTcb: snp.minimumLaunchTcb } : {}),
-        ...(snp?.guestPolicy !== undefined ? { guestPolicy: snp.guestPolicy } : {}),
+        measurements: snp?.measurements?.map((h) => Buffer.from(h, 'hex')),
+        minimumTcb: snp?.minimumTcb,
+        minimumLaunchTcb: snp?.minimumLaunchTcb,
+        guestPolicy: snp?.guestPolicy,
         // Evidence from a higher VMPL speaks for less privileged code than the guest kernel.
         vmpl: snp?.vmpl ?? 0,
-        ...(snp?.allowDebug !== undefined ? { allowDebug: snp.allowDebug } : {}),
+        allowDebug: snp?.allowDebug,
       }
+      const certs = evidence.certs
       const r = verifySnp(evidence.raw, {
         at: opts.at,
-        ...(evidence.certs?.vcek !== undefined ? { vcek: evidence.certs.vcek } : {}),
-        ...(evidence.certs?.vlek !== undefined && evidence.certs.vcek === undefined ? { vcek: evidence.certs.vlek } : {}),
-        ...(evidence.certs?.chain !== undefined && evidence.certs.chain.length > 0 ? { chain: [...evidence.certs.chain] } : {}),
+        vcek: certs?.vcek ?? certs?.vlek,
+        chain: certs?.chain !== undefined && certs.chain.length > 0 ? [...certs.chain] : undefined,
         policy,
-        ...(roots !== undefined ? { roots } : {}),
+        roots,
       })
       // A chain to a test vendor root counts as real: the verifier already refused any other root.
       const chainIsReal = r.tee === 'snp' || (!simulated && opts.vendorRoots?.snp !== undefined)

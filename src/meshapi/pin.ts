@@ -111,15 +111,11 @@ export function verifyCoordinator(seen: ChallengeSeen, pin: CoordinatorPin): Ver
       nonce: seen.clientNonce,
       at: seen.at,
       acceptSimulated: pin.acceptSimulated,
-      ...(pin.vendorRoots !== undefined ? { vendorRoots: pin.vendorRoots } : {}),
-      ...(measurements !== undefined || pin.rtmr !== undefined
-        ? {
-            referenceValues: {
-              snp: { ...(measurements !== undefined ? { measurements: [...measurements] } : {}) },
-              tdx: { ...(measurements !== undefined ? { mrTd: [...measurements] } : {}), rtmr: rtmrAllowLists(pin.rtmr) },
-            },
-          }
-        : {}),
+      vendorRoots: pin.vendorRoots,
+      referenceValues:
+        measurements === undefined && pin.rtmr === undefined
+          ? undefined
+          : { snp: { measurements }, tdx: { mrTd: measurements, rtmr: rtmrAllowLists(pin.rtmr) } },
     })
   } catch (err) {
     if (!isMeshApiError(err)) throw err

@@ -79,8 +79,8 @@ export class AttestationAgentProvider implements EvidenceProvider {
   async #call(method: string, payload: Uint8Array, signal: AbortSignal | undefined): Promise<Uint8Array> {
     let client: TtrpcClient | undefined
     try {
-      client = await TtrpcClient.connect(this.#socketPath, { log: this.#log, ...(signal !== undefined ? { signal } : {}) })
-      return await client.call(AA_SERVICE, method, payload, { timeoutMs: this.#timeoutMs, ...(signal !== undefined ? { signal } : {}) })
+      client = await TtrpcClient.connect(this.#socketPath, { log: this.#log, signal })
+      return await client.call(AA_SERVICE, method, payload, { timeoutMs: this.#timeoutMs, signal })
     } catch (err) {
       if (!isMeshError(err)) throw err
       const t = err as TtrpcError
@@ -130,7 +130,7 @@ export function normalizeAaEvidence(json: Uint8Array, reportData: Uint8Array): E
       tee: 'tdx',
       raw,
       provider: 'attestation-agent',
-      ...(log !== undefined && log !== null ? { eventLog: bytesValue(log, 'cc_eventlog') } : {}),
+      eventLog: log === undefined || log === null ? undefined : bytesValue(log, 'cc_eventlog'),
     }
   } else if ('attestation_report' in o) {
     const rep = o.attestation_report
@@ -140,8 +140,7 @@ export function normalizeAaEvidence(json: Uint8Array, reportData: Uint8Array): E
       })
     }
     const raw = bytesValue(rep, 'attestation_report')
-    const certs = certChain(o.cert_chain)
-    evidence = { tee: 'snp', raw, provider: 'attestation-agent', ...(certs !== undefined ? { certs } : {}) }
+    evidence = { tee: 'snp', raw, provider: 'attestation-agent', certs: certChain(o.cert_chain) }
   } else {
     throw bad('evidence', 'neither a TDX ("quote") nor an SNP ("attestation_report") evidence', { keys: Object.keys(o).slice(0, 8) })
   }
@@ -173,11 +172,7 @@ function certChain(v: unknown): EvidenceCerts | undefined {
   })
   const chain = found.ask !== undefined && found.ark !== undefined ? [found.ask, found.ark] : undefined
   if (found.vcek === undefined && found.vlek === undefined && chain === undefined) return undefined
-  return {
-    ...(found.vcek !== undefined ? { vcek: found.vcek } : {}),
-    ...(found.vlek !== undefined ? { vlek: found.vlek } : {}),
-    ...(chain !== undefined ? { chain } : {}),
-  }
+  return { vcek: found.vcek, vlek: found.vlek, chain }
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/

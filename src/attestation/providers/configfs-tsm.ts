@@ -126,7 +126,7 @@ export class ConfigfsTsmProvider implements EvidenceProvider {
       tee,
       raw: outblob,
       provider: this.kind,
-      ...(auxblob !== undefined && auxblob.byteLength > 0 ? { certs: certsFromTable(auxblob) } : {}),
+      certs: auxblob !== undefined && auxblob.byteLength > 0 ? certsFromTable(auxblob) : undefined,
     }
     this.#log.debug({ tee, bytes: outblob.byteLength, certs: evidence.certs !== undefined }, 'evidence obtained')
     return { raced: undefined, evidence }
@@ -227,9 +227,5 @@ function certsFromTable(auxblob: Uint8Array): EvidenceCerts {
   }
   const der = (c: { raw: Uint8Array } | undefined): Uint8Array | undefined => (c === undefined ? undefined : Uint8Array.from(c.raw))
   const chain = table.ask !== undefined && table.ark !== undefined ? [der(table.ask)!, der(table.ark)!] : undefined
-  return {
-    ...(table.vcek !== undefined ? { vcek: der(table.vcek) } : {}),
-    ...(table.vlek !== undefined ? { vlek: der(table.vlek) } : {}),
-    ...(chain !== undefined ? { chain } : {}),
-  }
+  return { vcek: der(table.vcek), vlek: der(table.vlek), chain }
 }

@@ -21,7 +21,7 @@ export function checkBlobReportData(tee: 'snp' | 'tdx', blob: Uint8Array, report
   } else {
     const version = blob.byteLength >= 2 ? blob[0]! | (blob[1]! << 8) : undefined
     const at = version === 4 || version === 5 ? TDX_REPORT_DATA_OFFSET[version] : undefined
-    if (at === undefined) return { ok: false, problem: 'version', length: blob.byteLength, ...(version !== undefined ? { version } : {}) }
+    if (at === undefined) return { ok: false, problem: 'version', length: blob.byteLength, version }
     if (blob.byteLength < at + REPORT_DATA_BYTES) return { ok: false, problem: 'size', length: blob.byteLength, version }
     offset = at
   }

@@ -45,7 +45,7 @@ export async function selectProvider(opts: SelectOptions): Promise<Selection> {
   let tsmFailure: unknown
 
   if (await exists(tsmRoot)) {
-    const tsm = new ConfigfsTsmProvider({ log: opts.log, root: tsmRoot, ...(opts.tsmFs !== undefined ? { fs: opts.tsmFs } : {}) })
+    const tsm = new ConfigfsTsmProvider({ log: opts.log, root: tsmRoot, fs: opts.tsmFs })
     try {
       const tee = await tsm.probe()
       return chosen(log, tsm, `configfs-tsm at ${tsmRoot} reports ${tee}`, { tee })
@@ -60,7 +60,7 @@ export async function selectProvider(opts: SelectOptions): Promise<Selection> {
   }
 
   if (await exists(aaSocket)) {
-    const aa = new AttestationAgentProvider({ log: opts.log, socketPath: aaSocket, ...(opts.aaTimeoutMs !== undefined ? { timeoutMs: opts.aaTimeoutMs } : {}) })
+    const aa = new AttestationAgentProvider({ log: opts.log, socketPath: aaSocket, timeoutMs: opts.aaTimeoutMs })
     return chosen(log, aa, `attestation-agent socket at ${aaSocket}`, { aaSocket })
   }
   rejected.push(`no attestation-agent socket at ${aaSocket}`)
