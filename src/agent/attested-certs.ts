@@ -134,7 +134,7 @@ export class AttestedCertificates {
 
       const kp = await generateKeyPair('P-256')
       const spki = new Uint8Array(await globalThis.crypto.subtle.exportKey('spki', kp.keys.publicKey))
-      const evidence = await o.provider.getEvidence(bindReportData(spki, ch.Nonce), signal !== undefined ? { signal } : {})
+      const evidence = await o.provider.getEvidence(bindReportData(spki, ch.Nonce), { signal })
       if (o.measuredConfigDigest !== undefined) checkInitdataDigest(o.measuredConfigDigest, measuredConfigField(evidence))
       const res = await conn.newMeshCert({ Nonce: ch.Nonce, PublicKey: spki, Evidence: evidenceToWire(evidence) })
       const { material, info } = checkMeshCertAnswer(res, coordinator, kp.privateKeyPem)

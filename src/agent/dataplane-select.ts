@@ -68,7 +68,7 @@ export async function createDataPlane(
   opts.log.info({ dataplane: choice.kind, reason: choice.reason }, 'data plane chosen')
   if (choice.kind === 'builtin') {
     const { createBuiltinDataPlane } = await import('../dataplane/builtin/index.js')
-    return createBuiltinDataPlane(spec, { log: opts.log, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) })
+    return createBuiltinDataPlane(spec, { log: opts.log, limits: opts.limits })
   }
   const { DEFAULT_ENVOY_WORK_DIR, EnvoyDataPlane } = await import('../dataplane/envoy/index.js')
   return new EnvoyDataPlane({

@@ -70,14 +70,12 @@ export function measuredConfig(parsed: {
     attestedValues: {
       coordinator: `${host.includes(':') ? `[${host}]` : host}:${port}`,
       'coordinator-identity': `policy:${section.coordinator.identity}`,
-      ...(section.coordinator.measurements !== undefined ? { 'coordinator-measurement': section.coordinator.measurements } : {}),
-      ...(section.coordinator.rtmr !== undefined ? { 'coordinator-rtmr': section.coordinator.rtmr } : {}),
-      ...(typeof evidence === 'string' ? { evidence } : {}),
+      'coordinator-measurement': section.coordinator.measurements,
+      'coordinator-rtmr': section.coordinator.rtmr,
+      evidence: typeof evidence === 'string' ? evidence : undefined,
       // Without a TEE the simulated report carries the digest where SNP would, so the
       // coordinator's policy lookup sees what `podvm-mesh initdata` printed.
-      ...(evidence === 'simulated'
-        ? { 'simulated-hostdata': Buffer.from(digestForField(digest, 'snp-host-data')).toString('hex') }
-        : {}),
+      'simulated-hostdata': evidence === 'simulated' ? Buffer.from(digestForField(digest, 'snp-host-data')).toString('hex') : undefined,
     },
   }
 }

@@ -107,8 +107,8 @@ async function serve(argv: string[]): Promise<number> {
       listen: values.listen,
       curve,
       leafLifetimeMs: values['leaf-lifetime'] === undefined ? DEFAULT_LEAF_LIFETIME_MS : parseDuration(values['leaf-lifetime'], 'leaf-lifetime'),
-      ...(values['rotation-delay'] !== undefined ? { rotationDelayMs: parseDuration(values['rotation-delay'], 'rotation-delay') } : {}),
-      ...(values['nonce-ttl'] !== undefined ? { nonceTtlMs: parseDuration(values['nonce-ttl'], 'nonce-ttl') } : {}),
+      rotationDelayMs: values['rotation-delay'] === undefined ? undefined : parseDuration(values['rotation-delay'], 'rotation-delay'),
+      nonceTtlMs: values['nonce-ttl'] === undefined ? undefined : parseDuration(values['nonce-ttl'], 'nonce-ttl'),
     })
   } catch (err) {
     // Logged as well: a coordinator runs as a service, where the log is what is read.

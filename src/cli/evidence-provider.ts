@@ -27,7 +27,7 @@ export async function evidenceProvider(kind: string, opts: { log: Logger; simula
       if (hex !== '' && !/^[0-9a-fA-F]{64}$/.test(hex)) {
         throw new UsageError('--simulated-hostdata must be hex of 32 bytes', { field: 'simulated-hostdata', value: hex })
       }
-      return SimulatedProvider.create({ log: opts.log, ...(hex !== '' ? { hostData: Buffer.from(hex, 'hex') } : {}) })
+      return SimulatedProvider.create({ log: opts.log, hostData: hex === '' ? undefined : Buffer.from(hex, 'hex') })
     }
     default:
       throw new UsageError(`--evidence ${kind}: expected auto, configfs-tsm, attestation-agent or simulated`, { field: 'evidence', value: kind })

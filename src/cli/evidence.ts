@@ -95,8 +95,8 @@ async function run(argv: string[], io: CommandIo): Promise<number> {
   }
   const r = verifySnp(report, {
     at,
-    ...(values.vcek !== undefined ? { vcek: await readInput(values.vcek, '--vcek') } : {}),
-    ...(values.chain !== undefined ? { chain: await readInput(values.chain, '--chain') } : {}),
+    vcek: values.vcek === undefined ? undefined : await readInput(values.vcek, '--vcek'),
+    chain: values.chain === undefined ? undefined : await readInput(values.chain, '--chain'),
     certTable,
     policy: { allowDebug, reportData },
   })

@@ -187,7 +187,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
     }
   }
   const tlsDir = parsed.values['tls-dir'] ?? DEFAULT_TLS_DIR
-  log.info({ config, from: measured === undefined ? parsed.from : 'initdata', tlsDir, ...(measured !== undefined ? { initdata: measured.source, digest: measured.digestHex } : {}) }, 'starting')
+  log.info({ config, from: measured === undefined ? parsed.from : 'initdata', tlsDir, initdata: measured?.source, digest: measured?.digestHex }, 'starting')
 
   // What the guest OCI hook waits for (pki/mesh-status.ts): pending until ready; failed
   // when boot fails or the coordinator refuses this pod.
@@ -200,7 +200,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
       : await startAttested(attested, {
           tlsDir,
           log,
-          ...(measured !== undefined ? { measuredConfigDigest: measured.digest } : {}),
+          measuredConfigDigest: measured?.digest,
           onDefinitiveFailure: (reason) => void status.set({ state: 'failed', reason }),
         })
   const dataPlane: DataPlane = await createDataPlane(choice, deriveSpec(config), {
@@ -236,7 +236,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
           state: daemon.state,
           startedAt: daemon.startedAt,
           certificateReloads: daemon.certificateReloads,
-          ...(daemon.certificate !== undefined ? { certificateNotAfter: daemon.certificate.notAfter } : {}),
+          certificateNotAfter: daemon.certificate?.notAfter,
         }),
     },
     log,

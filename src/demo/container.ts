@@ -102,12 +102,10 @@ export function labConfig(o: BundleOptions): Record<string, unknown> {
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       ...(o.mounts ?? []),
     ],
-    ...(o.hook !== undefined
-      ? { hooks: { prestart: [{ path: o.hook, args: [HOOK_NAME, 'prestart'], env: [], timeout: HOOK_TIMEOUT_S }] } }
-      : {}),
+    hooks: o.hook === undefined ? undefined : { prestart: [{ path: o.hook, args: [HOOK_NAME, 'prestart'], env: [], timeout: HOOK_TIMEOUT_S }] },
     annotations: o.annotations ?? {},
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, o.netnsPath !== undefined ? { type: 'network', path: o.netnsPath } : { type: 'network' }],
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network', path: o.netnsPath }],
       resources: { devices: [{ allow: false, access: 'rwm' }] },
       maskedPaths: ['/proc/kcore', '/proc/keys', '/sys/firmware'],
       readonlyPaths: ['/proc/sys', '/proc/sysrq-trigger'],

@@ -260,7 +260,7 @@ export function addInitdataToManifest(text: string, options: ManifestOptions): M
     const ref: ResourceRef = {
       kind,
       name: typeof at(meta, ['name']) === 'string' ? (at(meta, ['name']) as string) : '(unnamed)',
-      ...(typeof ns === 'string' ? { namespace: ns } : {}),
+      namespace: typeof ns === 'string' ? ns : undefined,
       document: index,
     }
     if (kind === 'List' && Array.isArray(obj['items'])) {
@@ -532,7 +532,7 @@ function processTemplate(doc: Document.Parsed, ref: ResourceRef, ctx: TemplateCo
   let policy: InitdataResult['policy'] = 'none'
   const rego = data['policy.rego']
   if (rego !== undefined) {
-    const merged = mergeMeshRules(rego, options.rules !== undefined ? { rules: options.rules } : {})
+    const merged = mergeMeshRules(rego, { rules: options.rules })
     data['policy.rego'] = merged.policy
     for (const m of merged.missing) warnings.push(`the policy has no ${m} rule; it stays denied`)
     policy = 'merged'
