@@ -10,6 +10,7 @@ import { createCipheriv, createDecipheriv, createPublicKey, hkdfSync, randomByte
 import { mkdir, open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
+import { isMeshError } from '../errors.js'
 import { writeFileAtomic, type Curve } from '../pki/index.js'
 import { CoordinatorCa } from './ca.js'
 import { CoordinatorError } from './errors.js'
@@ -107,7 +108,8 @@ async function unseal(path: string, text: string, sealer: StateSealer): Promise<
     d.setAuthTag(Buffer.from(e.tag, 'base64'))
     return Buffer.concat([d.update(Buffer.from(e.ciphertext, 'base64')), d.final()]).toString('utf8')
   } catch (cause) {
-    if (cause instanceof CoordinatorError) throw cause
+    // The sealer's own typed error (no key today) says more than "authentication failed".
+    if (isMeshError(cause)) throw cause
     throw invalid(path, 'authentication failed: the file was changed, or sealed under another key', { sealer: sealer.kind }, cause)
   }
 }

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import {
   chooseSealer,
   CoordinatorCa,
+  CoordinatorError,
   keyFileSealer,
   loadState,
   parseManifest,
@@ -96,6 +97,15 @@ describe('sealed coordinator state', () => {
     expect(await rejected(loadState(dir, other))).toMatchObject({ code: 'COORDINATOR_STATE_INVALID' })
     expect(await rejected(loadState(dir, await simulatedSealer(await tmp())))).toMatchObject({ code: 'COORDINATOR_STATE_INVALID' })
     expect((await loadState(dir, sealer))?.manifestGeneration).toBe(3)
+  })
+
+  it('a sealer that cannot give its key is reported as that, not as a changed file', async () => {
+    const dir = await tmp()
+    const sealer = await keyFileSealer(await keyFile(await tmp()))
+    await saveState(dir, await state(), sealer)
+    const unavailable = new CoordinatorError('COORDINATOR_SEALING_KEY_UNAVAILABLE', 'no key today', { device: 'test' })
+    const broken = { kind: sealer.kind, params: sealer.params, key: () => Promise.reject(unavailable) }
+    expect(await rejected(loadState(dir, broken))).toBe(unavailable)
   })
 
   it('a plaintext state file of an earlier version is read once and replaced by the sealed one', async () => {
