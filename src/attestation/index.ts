@@ -6,7 +6,7 @@ export { toHex, fromHex, decodeEvidenceFile, certFingerprint } from './encoding.
 export { checkReportData, claimsToJson, type VerifyReason, type VerifyReasonCode } from './verifier.js'
 export { parseSnpReport, SNP_REPORT_BYTES } from './snp/report.js'
 export { isSnpCertTable } from './snp/cert-table.js'
-export { verifySnp, type SnpPolicyOptions, type SnpTcbMinimum } from './snp/verify.js'
+export { verifySnp, type SnpPolicyOptions } from './snp/verify.js'
 export { parseTdxQuote } from './tdx/quote.js'
 export { verifyTdx, type TdxPolicyOptions } from './tdx/verify.js'
 export { bindReportData, type Evidence, type EvidenceProvider } from './provider.js'
