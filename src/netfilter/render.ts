@@ -62,6 +62,7 @@ const LOG_PREFIX = {
   ingressNoListener: 'podvm-mesh: ingress no listener: ',
   ingressNonTcp: 'podvm-mesh: inbound non-tcp: ',
   notForThisPod: 'podvm-mesh: not for this pod: ',
+  loopbackFromOutside: 'podvm-mesh: loopback from outside: ',
   baseline: 'podvm-mesh: baseline drop: ',
 } as const
 
@@ -91,6 +92,14 @@ const hex = (n: number): string => `0x${n.toString(16)}`
 // --- rules shared by the baseline and the final ruleset -------------------------------
 
 const loopbackAccept: Rule = { match: ['iifname "lo"'], verdict: 'accept', comment: 'loopback' }
+
+// 127.0.0.0/8 is the pod's own, but reached from outside only when `route_localnet` is
+// set (a pod sysctl): the kernel's martian check comes after prerouting, and with it on
+// there is none. A loopback-only service would then answer the network — in plaintext
+// on a passthrough port, or, decrypted by the data plane, behind any other. Only `lo`
+// (accepted above) carries these. IPv6 needs no rule: the kernel drops ::1 arriving on
+// any other interface before prerouting.
+const loopbackFromOutside: Rule[] = logThenDrop(['ip daddr 127.0.0.0/8'], LOG_PREFIX.loopbackFromOutside, 'loopback address from outside')
 
 // Replies only, and only established/related: an inbound connection attempt is never
 // "established" from the pod's point of view before the pod answered it.
@@ -165,6 +174,7 @@ function egressCapturePrerouting(): Rule[] {
 function ingressPrerouting(config: MeshConfig): Rule[] {
   const rules: Rule[] = [
     loopbackAccept,
+    ...loopbackFromOutside,
     repliesAccept,
     ...notForThisPod,
     dataPlaneFlowAccept,
@@ -253,6 +263,7 @@ export function renderBaseline(config?: MeshConfig): Ruleset {
   const rules: Rule[] = [
     ...(capture ? egressCapturePrerouting() : []),
     loopbackAccept,
+    ...loopbackFromOutside,
     repliesAccept,
     ...notForThisPod,
     dataPlaneFlowAccept,

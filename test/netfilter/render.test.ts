@@ -107,6 +107,18 @@ function chains(nft: string): Map<string, string[]> {
   return out
 }
 
+/**
+ * Loopback addresses from any interface but lo are dropped right after lo is accepted,
+ * before replies and before anything that redirects or accepts by port.
+ */
+function expectLoopbackFromOutsideDropped(rules: readonly string[]): void {
+  const lo = rules.indexOf('iifname "lo" counter accept comment "loopback"')
+  expect(lo).toBeGreaterThan(-1)
+  expect(rules[lo + 2]).toBe('ip daddr 127.0.0.0/8 counter drop comment "loopback address from outside"')
+  const firstOther = rules.findIndex((l, i) => i > lo && !l.startsWith('ip daddr 127.0.0.0/8 '))
+  expect(firstOther).toBe(lo + 3)
+}
+
 describe('render goldens', () => {
   it.each(Object.keys(CASES))('%s', async (name) => {
     const r = CASES[name]!()
@@ -205,8 +217,10 @@ describe('renderFinal semantics', () => {
       expect(ingress.filter((l) => l.includes('meta mark set'))).toEqual([])
       const notForUs = rules.findIndex((l) => /^fib daddr type != \{ local, multicast, broadcast \} counter drop comment "not addressed to this pod"$/.test(l))
       expect(notForUs).toBeGreaterThan(-1)
-      // Only loopback, egress capture (on lo) and replies to the pod's own connections come before it.
-      for (const l of rules.slice(0, notForUs)) expect(l).toMatch(/^(iifname "lo"|ct direction reply|fib daddr type != )/)
+      // Only loopback, egress capture (on lo), loopback addresses from outside (dropped) and
+      // replies to the pod's own connections come before it.
+      for (const l of rules.slice(0, notForUs)) expect(l).toMatch(/^(iifname "lo"|ip daddr 127\.0\.0\.0\/8 |ct direction reply|fib daddr type != )/)
+      expectLoopbackFromOutsideDropped(rules)
     },
   )
 
@@ -256,11 +270,12 @@ describe('renderBaseline semantics', () => {
   const rules = chains(renderBaseline().nft).get('prerouting')!
   it('accepts loopback, replies, packets of data-plane connections (drain) and ND, then drops everything (last rule, no protocol match)', () => {
     expect(rules[0]).toMatch(/^iifname "lo" counter accept/)
-    expect(rules[1]).toMatch(/^ct direction reply ct state established,related counter accept/)
-    expect(rules[3]).toMatch(/^fib daddr type != \{ local, multicast, broadcast \} counter drop comment "not addressed to this pod"/)
+    expectLoopbackFromOutsideDropped(rules)
+    expect(rules[3]).toMatch(/^ct direction reply ct state established,related counter accept/)
+    expect(rules[5]).toMatch(/^fib daddr type != \{ local, multicast, broadcast \} counter drop comment "not addressed to this pod"/)
     // never a bare SYN: that is how a TIME-WAIT 4-tuple would reach the application
-    expect(rules[4]).toMatch(/^meta l4proto tcp tcp flags != syn \/ syn,ack socket transparent 1 counter accept/)
-    expect(rules[5]).toMatch(/^icmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, nd-redirect/)
+    expect(rules[6]).toMatch(/^meta l4proto tcp tcp flags != syn \/ syn,ack socket transparent 1 counter accept/)
+    expect(rules[7]).toMatch(/^icmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, nd-redirect/)
     expect(rules[rules.length - 1]).toMatch(/^counter drop comment/)
     expect(rules.some((l) => /log prefix "podvm-mesh: baseline drop: "/.test(l))).toBe(true)
     expect(rules.some((l) => /tproxy|dport/.test(l))).toBe(false)
