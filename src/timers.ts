@@ -29,3 +29,24 @@ export async function within(p: Promise<unknown>, ms: number): Promise<boolean> 
     timeout.abort()
   }
 }
+
+/**
+ * A step that ends exactly once: at its first settle(), or when `ms` runs out, which
+ * then calls `onTimeout`. settle() answers whether this call was the one that ended it,
+ * so of competing events (success, error, end, the timeout) only the first acts. It also
+ * clears the timer, so a socket that is gone does not stay referenced until the timeout.
+ */
+export function settleOnce(ms: number, onTimeout: () => void): () => boolean {
+  let settled = false
+  const timer = setTimeout(() => {
+    if (settled) return
+    settled = true
+    onTimeout()
+  }, Math.max(0, Math.min(ms, MAX_TIMER_MS)))
+  return () => {
+    if (settled) return false
+    settled = true
+    clearTimeout(timer)
+    return true
+  }
+}

@@ -67,12 +67,11 @@ export async function createDataPlane(
 ): Promise<DataPlane> {
   opts.log.info({ dataplane: choice.kind, reason: choice.reason }, 'data plane chosen')
   if (choice.kind === 'builtin') {
-    const { createBuiltinDataPlane } = await import('../dataplane/builtin/index.js')
-    return createBuiltinDataPlane(spec, { log: opts.log, limits: opts.limits })
+    const { BuiltinDataPlane } = await import('../dataplane/builtin/index.js')
+    return new BuiltinDataPlane(spec, { log: opts.log, limits: opts.limits })
   }
   const { DEFAULT_ENVOY_WORK_DIR, EnvoyDataPlane } = await import('../dataplane/envoy/index.js')
-  return new EnvoyDataPlane({
-    spec,
+  return new EnvoyDataPlane(spec, {
     log: opts.log,
     workDir: opts.workDir ?? DEFAULT_ENVOY_WORK_DIR,
     envoyPath: choice.envoyPath,

@@ -22,19 +22,20 @@ export interface DataPlaneStats {
   readonly bytesOut: number
 }
 
-/**
- *   created --start()--> listening --setCredentials()--> serving
- *      any --close()--> draining --> closed ;  any --destroy()--> closed
- * Connections accepted in `listening` are held (bounded by timeouts.certificateWaitMs)
- * until credentials arrive, never passed through in plaintext.
- */
+/** What each state means, and the transitions between them: lifecycle.ts. */
 export type DataPlaneState = 'created' | 'listening' | 'serving' | 'draining' | 'closed'
 
 export interface DataPlane {
   readonly state: DataPlaneState
+  /** Calls `fn` after each state change, never inside the call that made it. Returns the unsubscribe. */
+  onStateChange(fn: (prev: DataPlaneState, next: DataPlaneState) => void): () => void
   /** Binds every listener of the spec; rejects (and binds none) if any bind fails. */
   start(): Promise<void>
-  /** Installs or swaps credentials. Established connections keep the context they started with. */
+  /**
+   * Installs or swaps credentials, in any state but closed. Refused material (typed
+   * DATAPLANE_CREDENTIALS) changes nothing. Established connections keep the
+   * credentials they started with.
+   */
   setCredentials(material: TlsMaterial): void
   stats(): DataPlaneStats
   /**

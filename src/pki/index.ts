@@ -6,7 +6,7 @@ export {
   DEFAULT_TLS_DIR,
   TLS_FILES,
   checkTlsMaterial,
-  isCheckedTlsMaterial,
+  checkedTlsInfo,
   readTlsDir,
   splitPemCertificates,
   watchTlsDir,

@@ -46,13 +46,13 @@ export function splitPemCertificates(pem: string): X509Certificate[] {
   return (pem.match(PEM_CERT) ?? []).map((block) => new X509Certificate(block))
 }
 
-// Material that passed checkTlsMaterial (and was frozen by it): data planes take it
-// as it is instead of checking the same PEM again.
-const CHECKED = new WeakSet<TlsMaterial>()
+// Material that passed checkTlsMaterial (and was frozen by it), with what the check
+// learnt: data planes take it as it is instead of parsing the same PEM again.
+const CHECKED = new WeakMap<TlsMaterial, TlsMaterialInfo>()
 
-/** Whether `m` passed checkTlsMaterial: the data planes' cue not to check it again. */
-export function isCheckedTlsMaterial(m: TlsMaterial): boolean {
-  return CHECKED.has(m)
+/** What checkTlsMaterial found in `m`, if `m` passed it: the data planes' cue not to check it again. */
+export function checkedTlsInfo(m: TlsMaterial): TlsMaterialInfo | undefined {
+  return CHECKED.get(m)
 }
 
 /**
@@ -109,15 +109,16 @@ export function checkTlsMaterial(m: TlsMaterial): TlsMaterialInfo {
     // OpenSSL's message names the problem; it never contains key bytes.
     throw new PkiError('PKI_BAD_PEM', `OpenSSL refuses the set: ${(cause as Error).message}`, { file: TLS_FILES.certChain }, { cause })
   }
-  CHECKED.add(Object.freeze(m))
-  return {
+  const info: TlsMaterialInfo = Object.freeze({
     subject: leaf.subject,
     sans: leaf.subjectAltName ?? '',
     serial: leaf.serialNumber,
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
     fingerprint256: leaf.fingerprint256,
-  }
+  })
+  CHECKED.set(Object.freeze(m), info)
+  return info
 }
 
 /** Reads and checks the three files the data plane needs. */

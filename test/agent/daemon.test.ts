@@ -33,6 +33,7 @@ function fakes(opts: { failNft?: (script: string) => boolean } = {}) {
     get state() {
       return state
     },
+    onStateChange: () => () => undefined,
     async start() {
       timeline.push('dataplane start')
       state = 'listening'

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { checkTlsMaterial, generateKeyPair, isCheckedTlsMaterial, readTlsDir, watchTlsDir, writeTlsDir } from '../../src/pki/index.js'
+import { checkTlsMaterial, generateKeyPair, checkedTlsInfo, readTlsDir, watchTlsDir, writeTlsDir } from '../../src/pki/index.js'
 import { createAuthority, issueLeaf, type Authority } from '../../src/pki/issuing.js'
 import { logSink, rejected, thrown } from '../support.js'
 
@@ -37,16 +37,16 @@ describe('checkTlsMaterial', () => {
     expect(info.notAfter.getTime()).toBeGreaterThan(Date.now())
   })
 
-  it('marks what it accepted as checked (and freezes it), so data planes do not check it again', async () => {
+  it('remembers what it accepted (frozen) with what it found, so data planes do not parse it again', async () => {
     const m = await leafMaterial(intermediate, ['b.mesh'], [root])
-    expect(isCheckedTlsMaterial(m)).toBe(false)
-    checkTlsMaterial(m)
-    expect(isCheckedTlsMaterial(m)).toBe(true)
+    expect(checkedTlsInfo(m)).toBeUndefined()
+    const info = checkTlsMaterial(m)
+    expect(checkedTlsInfo(m)).toBe(info)
     expect(Object.isFrozen(m)).toBe(true)
-    expect(isCheckedTlsMaterial({ ...m })).toBe(false)
+    expect(checkedTlsInfo({ ...m })).toBeUndefined()
     const bad = { ...m, key: (await leafMaterial(intermediate, ['c.mesh'], [root])).key }
     expect(() => checkTlsMaterial(bad)).toThrow()
-    expect(isCheckedTlsMaterial(bad)).toBe(false)
+    expect(checkedTlsInfo(bad)).toBeUndefined()
   })
 
   it('accepts a mesh-CA bundle during rotation (leaf from the second CA)', async () => {

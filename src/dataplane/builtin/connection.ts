@@ -2,10 +2,65 @@
 // the moment it is over (every owned socket closed). Before forwarding begins, any
 // owned socket closing (always the case after an error) aborts the whole
 // connection; after that, forward.ts owns the error handling.
+//
+// Also what each listener kind's handler (ingress.ts, egress.ts, capture.ts,
+// upstream.ts) gets from the data plane that accepted the connection: ProxyContext.
 
 import type net from 'node:net'
 import tls from 'node:tls'
-import { resetTcp } from './forward.js'
+import type { Logger } from 'pino'
+import type { TimeoutsSpec } from '../spec.js'
+import type { Credentials } from './credentials.js'
+import { resetTcp, type Leg } from './forward.js'
+import type { UpstreamResolver } from './upstream-resolver.js'
+
+/** Why a connection was refused or failed; the key of DataPlaneStats.failures. */
+export type FailureReason =
+  /** Original destination port is a mesh port: the connection would loop through the proxy. */
+  | 'LOOP'
+  /** Ingress whose original destination is not an address of this pod: forwarding would relay it off the pod. */
+  | 'NOT_LOCAL'
+  /** Held connection: no credentials arrived within timeouts.certificateWaitMs. */
+  | 'CERTIFICATE_WAIT'
+  | 'TLS_HANDSHAKE'
+  | 'HANDSHAKE_TIMEOUT'
+  /** Ingress with client auth: the client sent no certificate. */
+  | 'NO_CLIENT_CERT'
+  /** The peer's chain does not lead to the mesh CA (either direction). */
+  | 'UNTRUSTED_PEER'
+  /** Secure naming: the upstream certificate does not carry the expected name. */
+  | 'SAN_MISMATCH'
+  /** Upstream name resolution, socket creation, connect error or connect timeout. */
+  | 'UPSTREAM_CONNECT'
+  /** An established connection was reset; the reset was propagated to the other side. */
+  | 'RESET'
+  /** Refused at accept: its source address already had limits.pendingPerSource pending connections. */
+  | 'PENDING_PER_SOURCE'
+  /** Shed while still unauthenticated: the oldest pending one when its listener reached limits.pendingPerListener. */
+  | 'PENDING_SHED'
+
+/** What a listener kind's handler needs from the data plane; one per data plane. */
+export interface ProxyContext {
+  readonly log: Logger
+  readonly timeouts: TimeoutsSpec
+  /** SO_MARK for every socket opened upstream; null: unmarked (tests without CAP_NET_ADMIN). */
+  readonly socketMark: number | null
+  readonly resolver: UpstreamResolver
+  /** The current credential generation; undefined only before the first. */
+  credentials(): Credentials | undefined
+  /** Counts the failure and logs it (rate-limited per reason). The caller ends the connection. */
+  fail(conn: Connection, reason: FailureReason, fields?: Record<string, unknown>): void
+  /** The peer proved who it is: the connection leaves the pending bounds and counts as a handshake. */
+  handshakeCompleted(conn: Connection): void
+  /** Forwards between the two legs for the rest of the connection. */
+  splice(conn: Connection, down: Leg, up: Leg): void
+}
+
+/** err.code of a Node or OpenSSL error, if it has one. */
+export function errCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
 
 export class Connection {
   readonly id: number

@@ -4,7 +4,7 @@
 // A swap builds a new generation; established connections keep the one they
 // started with, because a TLSSocket holds its own reference to its context.
 
-import { createHash, randomBytes, X509Certificate } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import tls from 'node:tls'
 import type { TlsMaterial } from '../dataplane.js'
 import { DataPlaneError } from '../errors.js'
@@ -33,8 +33,6 @@ export class SessionCache extends Lru<string, Buffer> {
 export interface Credentials {
   /** 1 for the first material, +1 per swap; logged so a connection's generation is traceable. */
   readonly generation: number
-  /** Leaf certificate, for logs. */
-  readonly leaf: { readonly subjectAltName: string | undefined; readonly validTo: string; readonly fingerprint256: string }
   /**
    * One server context per terminating listener, by listener name. Each has its own
    * session-ID context and its own ticket keys, so a session issued where no client
@@ -44,20 +42,6 @@ export interface Credentials {
   readonly servers: ReadonlyMap<string, tls.SecureContext>
   readonly client: tls.SecureContext
   readonly sessions: SessionCache
-}
-
-function firstCertificate(pem: string, field: string): X509Certificate {
-  const begin = pem.indexOf('-----BEGIN CERTIFICATE-----')
-  const endMarker = '-----END CERTIFICATE-----'
-  const end = pem.indexOf(endMarker, begin)
-  if (begin < 0 || end < 0) {
-    throw new DataPlaneError('DATAPLANE_CREDENTIALS', `${field} holds no PEM certificate`, { field })
-  }
-  try {
-    return new X509Certificate(pem.slice(begin, end + endMarker.length))
-  } catch (cause) {
-    throw new DataPlaneError('DATAPLANE_CREDENTIALS', `${field}: first certificate does not parse`, { field }, { cause })
-  }
 }
 
 /** OpenSSL's limit (SSL_MAX_SID_CTX_LENGTH) is 32 bytes: a digest of the listener name fits any name. */
@@ -71,9 +55,8 @@ export interface CredentialOptions {
   readonly sessionCacheEntries?: number
 }
 
+/** Builds the contexts of one generation from material pki has checked (requireCheckedMaterial). */
 export function buildCredentials(material: TlsMaterial, generation: number, opts: CredentialOptions = {}): Credentials {
-  firstCertificate(material.meshCa, 'meshCa')
-  const leaf = firstCertificate(material.certChain, 'certChain')
   const common: tls.SecureContextOptions = {
     cert: material.certChain,
     key: material.key,
@@ -96,13 +79,13 @@ export function buildCredentials(material: TlsMaterial, generation: number, opts
     }
     client = tls.createSecureContext(common)
   } catch (cause) {
-    // OpenSSL's message names the problem (key mismatch, bad PEM); it never contains key bytes.
+    // Checked material has built a context before; should OpenSSL still refuse, its
+    // message names the problem (key mismatch, bad PEM) and never contains key bytes.
     const reason = cause instanceof Error ? cause.message : String(cause)
     throw new DataPlaneError('DATAPLANE_CREDENTIALS', `TLS material rejected: ${reason}`, { reason }, { cause })
   }
   return {
     generation,
-    leaf: { subjectAltName: leaf.subjectAltName, validTo: leaf.validTo, fingerprint256: leaf.fingerprint256 },
     servers,
     client,
     sessions: new SessionCache(opts.sessionCacheEntries),

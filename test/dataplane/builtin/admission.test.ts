@@ -6,7 +6,7 @@
 import net from 'node:net'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PendingConnections } from '../../../src/dataplane/builtin/admission.js'
-import { createBuiltinDataPlane } from '../../../src/dataplane/builtin/builtin-dataplane.js'
+import { BuiltinDataPlane } from '../../../src/dataplane/builtin/dataplane.js'
 import type { DataPlaneSpec } from '../../../src/dataplane/spec.js'
 import { sharedTestPki, type TestLeaf, type TestPki } from '../../fixtures/pki.js'
 import { thrown } from '../../support.js'
@@ -75,7 +75,7 @@ afterEach(async () => {
 
 function dataPlane(s: DataPlaneSpec, pendingPerListener: number) {
   const { log, records } = testLogger()
-  const dp = createBuiltinDataPlane(s, { log, ...privileges, limits: { pendingPerListener } })
+  const dp = new BuiltinDataPlane(s, { log, ...privileges, limits: { pendingPerListener } })
   cleanup.push(() => dp.destroy())
   return { dp, records }
 }

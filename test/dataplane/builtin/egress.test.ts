@@ -1,6 +1,6 @@
 import net from 'node:net'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createBuiltinDataPlane, type BuiltinDataPlane } from '../../../src/dataplane/builtin/builtin-dataplane.js'
+import { BuiltinDataPlane } from '../../../src/dataplane/builtin/dataplane.js'
 import type { DataPlaneSpec } from '../../../src/dataplane/spec.js'
 import { sharedTestPki, type TestLeaf, type TestPki } from '../../fixtures/pki.js'
 import {
@@ -46,11 +46,8 @@ async function upstream(
 async function dataPlane(s: DataPlaneSpec, withCredentials = true) {
   const { log, records } = testLogger()
   const states: string[] = []
-  const dp: BuiltinDataPlane = createBuiltinDataPlane(s, {
-    log,
-    ...privileges,
-    onStateChange: (prev, next) => states.push(`${prev}->${next}`),
-  })
+  const dp = new BuiltinDataPlane(s, { log, ...privileges })
+  dp.onStateChange((prev, next) => states.push(`${prev}->${next}`))
   cleanup.push(() => dp.destroy())
   if (withCredentials) dp.setCredentials(pki.material(clientLeaf))
   await dp.start()

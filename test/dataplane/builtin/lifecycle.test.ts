@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Port } from '../../../src/config/types.js'
-import { createBuiltinDataPlane } from '../../../src/dataplane/builtin/builtin-dataplane.js'
+import { BuiltinDataPlane } from '../../../src/dataplane/builtin/dataplane.js'
 import type { DataPlaneSpec } from '../../../src/dataplane/spec.js'
 import { sharedTestPki, type TestLeaf, type TestPki } from '../../fixtures/pki.js'
 import { rejected, thrown } from '../../support.js'
@@ -26,7 +26,8 @@ afterEach(async () => {
 function make(s: DataPlaneSpec) {
   const { log, records } = testLogger()
   const states: string[] = []
-  const dp = createBuiltinDataPlane(s, { log, ...privileges, onStateChange: (a, b) => states.push(`${a}->${b}`) })
+  const dp = new BuiltinDataPlane(s, { log, ...privileges })
+  dp.onStateChange((a, b) => states.push(`${a}->${b}`))
   cleanup.push(() => dp.destroy())
   return { dp, records, states }
 }
@@ -98,16 +99,16 @@ describe('start', () => {
   it('refuses a second start and a start after close', async () => {
     const { dp } = make(egressSpec())
     const first = dp.start()
-    expect(await rejected(dp.start())).toMatchObject({ code: 'DATAPLANE_STATE', details: { from: 'created', to: 'listening' } })
+    expect(await rejected(dp.start())).toMatchObject({ code: 'DATAPLANE_STATE', details: { op: 'start', state: 'created' } })
     await first
     await dp.close()
-    expect(await rejected(dp.start())).toMatchObject({ code: 'DATAPLANE_STATE', details: { from: 'closed', to: 'listening' } })
+    expect(await rejected(dp.start())).toMatchObject({ code: 'DATAPLANE_STATE', details: { op: 'start', state: 'closed' } })
   })
 
   it('rejects duplicate listener names', () => {
     const l = egressListener('dup', '127.0.0.6', { host: '127.0.0.1', port: u.port }, 'b.mesh')
     const { log } = testLogger()
-    expect(thrown(() => createBuiltinDataPlane(spec([l, { ...l, address: '127.0.0.8' }]), { log }))).toMatchObject({
+    expect(thrown(() => new BuiltinDataPlane(spec([l, { ...l, address: '127.0.0.8' }]), { log }))).toMatchObject({
       code: 'DATAPLANE_SPEC',
       details: { listener: 'dup' },
     })
@@ -149,13 +150,14 @@ describe('credentials', () => {
   it('refuses credentials after close', async () => {
     const { dp } = make(egressSpec())
     dp.destroy()
-    expect(thrown(() => dp.setCredentials(pki.material(clientLeaf)))).toMatchObject({ code: 'DATAPLANE_STATE', details: { from: 'closed' } })
+    expect(thrown(() => dp.setCredentials(pki.material(clientLeaf)))).toMatchObject({ code: 'DATAPLANE_STATE', details: { op: 'setCredentials', state: 'closed' } })
   })
 })
 
 describe('close and destroy', () => {
-  it('close stops accepting, lets an established connection finish, then closes', async () => {
-    const { dp } = make(egressSpec({ drainMs: 5000 }))
+  it('close: inbound stops accepting, egress keeps serving, an established connection finishes, then closed', async () => {
+    const ingress = { kind: 'ingress', name: 'ingress', port: 0 as Port, requireClientCert: true, loopGuardPorts: [] } as const
+    const { dp } = make(spec([egressListener('b', '127.0.0.6', { host: '127.0.0.1', port: u.port }, 'b.mesh'), ingress], { drainMs: 5000 }))
     dp.setCredentials(pki.material(clientLeaf))
     await dp.start()
     const { address, port } = dp.addresses().b!
@@ -166,7 +168,12 @@ describe('close and destroy', () => {
     const closing = dp.close()
     expect(dp.close()).toBe(closing)
     expect(dp.state).toBe('draining')
-    expect(await connectRefused(address, port)).toBe('ECONNREFUSED')
+    expect(await connectRefused('127.0.0.1', dp.addresses().ingress!.port)).toBe('ECONNREFUSED')
+    // The workload may still call out while it shuts down.
+    const late = connectClient(address, port)
+    late.socket.end('late')
+    expect(await late.ended).toBe(true)
+    expect(late.received().toString()).toBe('late')
     c.socket.end('-after')
     expect(await c.ended).toBe(true)
     expect(c.received().toString()).toBe('before-after')
@@ -174,6 +181,7 @@ describe('close and destroy', () => {
     expect(dp.state).toBe('closed')
     expect(Date.now() - started).toBeLessThan(4000)
     expect(dp.stats().connectionsActive).toBe(0)
+    expect(await connectRefused(address, port)).toBe('ECONNREFUSED')
   })
 
   it('close destroys what is still open after drainMs', async () => {

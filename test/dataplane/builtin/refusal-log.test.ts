@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createBuiltinDataPlane } from '../../../src/dataplane/builtin/builtin-dataplane.js'
+import { BuiltinDataPlane } from '../../../src/dataplane/builtin/dataplane.js'
 import { LogLimiter, type Clock } from '../../../src/dataplane/builtin/refusal-log.js'
 import { connectClient, egressListener, privileges, spec, testLogger, until } from '../harness.js'
 
@@ -108,7 +108,7 @@ describe('the data plane\'s failure logs', () => {
   it('are rate-limited per reason while the counters count every connection', async () => {
     const clock = manualClock()
     const { log, records } = testLogger()
-    const dp = createBuiltinDataPlane(spec([egressListener('b', '127.0.0.6', { host: '127.0.0.1', port: 1 }, 'b.mesh')], { certificateWaitMs: 50 }), {
+    const dp = new BuiltinDataPlane(spec([egressListener('b', '127.0.0.6', { host: '127.0.0.1', port: 1 }, 'b.mesh')], { certificateWaitMs: 50 }), {
       log,
       ...privileges,
       refusalLog: { burst: 2, intervalMs: 60_000 },

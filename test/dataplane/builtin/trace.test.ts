@@ -3,7 +3,7 @@
 
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createRootLogger } from '../../../src/logger.js'
-import { createBuiltinDataPlane } from '../../../src/dataplane/builtin/index.js'
+import { BuiltinDataPlane } from '../../../src/dataplane/builtin/index.js'
 import { sharedTestPki, type TestLeaf, type TestPki } from '../../fixtures/pki.js'
 import { logSink } from '../../support.js'
 import { connectClient, egressListener, privileges, spec, startUpstream, until } from '../harness.js'
@@ -27,7 +27,7 @@ async function oneConnection(trace: string | undefined): Promise<Record<string, 
   cleanup.push(() => u.close())
   const sink = logSink()
   const log = createRootLogger({ destination: sink, ...(trace !== undefined ? { trace } : {}) })
-  const dp = createBuiltinDataPlane(spec([egressListener('b', '127.0.0.2', { host: '127.0.0.1', port: u.port }, 'b.mesh')]), { log, ...privileges })
+  const dp = new BuiltinDataPlane(spec([egressListener('b', '127.0.0.2', { host: '127.0.0.1', port: u.port }, 'b.mesh')]), { log, ...privileges })
   cleanup.push(() => dp.destroy())
   dp.setCredentials(pki.material(clientLeaf))
   await dp.start()

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec } from '../../../src/dataplane/spec.js'
-import { EnvoyDataPlane } from '../../../src/dataplane/envoy/supervisor.js'
+import { EnvoyDataPlane } from '../../../src/dataplane/envoy/dataplane.js'
 import { createTestPki } from '../../fixtures/pki.js'
 import { envoyForTests } from '../../envoy-support.js'
 
@@ -54,8 +54,7 @@ describe.skipIf(skip !== undefined)(`the Envoy data plane, real Envoy on loopbac
       transparentEgress: { enabled: false, allowPlaintext: [] },
       admin: { port: 15920 as Port, exposed: false },
     }
-    plane = new EnvoyDataPlane({
-      spec: deriveSpec(config),
+    plane = new EnvoyDataPlane(deriveSpec(config), {
       log: pino({ level: 'silent' }),
       workDir: join(dir, 'work'),
       adminPort: 15931,

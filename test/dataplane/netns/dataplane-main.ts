@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline'
 import { pino } from 'pino'
 import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec } from '../../../src/dataplane/index.js'
-import { createBuiltinDataPlane } from '../../../src/dataplane/builtin/index.js'
+import { BuiltinDataPlane } from '../../../src/dataplane/builtin/index.js'
 
 const [dir, captureArg, optionsArg] = process.argv.slice(2)
 if (dir === undefined) throw new Error('usage: dataplane-main.ts <tls-config dir> [capture|-] [options JSON]')
@@ -25,7 +25,7 @@ const config: MeshConfig = {
 }
 const spec = deriveSpec(config, { handshakeMs: 1000, connectMs: 3000, certificateWaitMs: 10_000, drainMs: 500, ...timeouts })
 const log = pino({ level: 'debug' }, pino.destination(2))
-const dp = createBuiltinDataPlane(spec, { ...options, log })
+const dp = new BuiltinDataPlane(spec, { ...options, log })
 const reply = (obj: unknown): void => {
   process.stdout.write(`${JSON.stringify(obj)}\n`)
 }

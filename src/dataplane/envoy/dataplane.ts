@@ -1,15 +1,12 @@
 // The Envoy data plane: renders the bootstrap, keeps the SDS files current, and runs
-// `envoy` as a supervised child process.
+// `envoy` as a supervised child process. Its lifecycle is lifecycle.ts's.
 //
-//   created --start()--> listening --setCredentials()--> serving
-//   listening|serving --close()--> draining --> closed ;  any --destroy()--> closed
-//
-// Envoy is spawned only once credentials exist. File-based SDS requires the secret file
-// to exist when Envoy loads its config, and a listener without its secret would only
-// warm (not accept) anyway, so an earlier spawn buys nothing. Unlike the builtin data
-// plane, `listening` therefore binds no socket: until Envoy's listeners are up,
-// redirected SYNs meet the ruleset's explicit drop and clients retransmit. The effect
-// is the one the DataPlane contract promises (a delay, never plaintext, never a reset).
+// Envoy is spawned only once credentials exist (entering `serving`). File-based SDS
+// requires the secret file to exist when Envoy loads its config, and a listener without
+// its secret would only warm (not accept) anyway, so an earlier spawn buys nothing.
+// `listening` therefore means the bootstrap is written and no socket is bound: until
+// Envoy's listeners are up, redirected SYNs meet the ruleset's explicit drop and
+// clients retransmit (a delay, never plaintext, never a reset).
 //
 // After a crash Envoy is restarted with capped exponential backoff; a run that lasted
 // `backoff.resetAfterMs` resets the delay. close() stops Envoy's listeners through its
@@ -23,15 +20,13 @@ import { executable } from '../../executable.js'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Logger } from 'pino'
-import type { DataPlane, DataPlaneState, DataPlaneStats, TlsMaterial } from '../dataplane.js'
-import { DataPlaneError } from '../errors.js'
+import type { DataPlaneStats, TlsMaterial } from '../dataplane.js'
+import { DataPlaneBase } from '../lifecycle.js'
 import type { DataPlaneSpec } from '../spec.js'
 import { renderBootstrap } from './bootstrap.js'
 import { EnvoyError } from './errors.js'
-import { requireCheckedMaterial } from '../checked-material.js'
 import { writeEnvoyFile, writeSdsResources } from './sds.js'
 import { addStats, parseEnvoyStats, statsFromEnvoy } from './stats.js'
-import { pollUntilLive } from '../wait-live.js'
 import { sleep, within } from '../../timers.js'
 
 /** `[level][logger] message`: the level is parsed back so Envoy's lines keep theirs in pino. */
@@ -70,7 +65,6 @@ export const CRASH_LOOP_EXITS = 3
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 30_000, resetAfterMs: 60_000 }
 
 export interface EnvoyDataPlaneOptions {
-  readonly spec: DataPlaneSpec
   readonly log: Logger
   /** Holds `bootstrap.json` and the SDS directory `sds/`; the daemon's tmpfs in the guest. */
   readonly workDir: string
@@ -87,8 +81,6 @@ export interface EnvoyDataPlaneOptions {
   readonly extraArgs?: readonly string[]
 }
 
-type StateListener = (prev: DataPlaneState, next: DataPlaneState) => void
-
 const ZERO_STATS: DataPlaneStats = {
   connectionsAccepted: {},
   connectionsActive: 0,
@@ -98,16 +90,13 @@ const ZERO_STATS: DataPlaneStats = {
   bytesOut: 0,
 }
 
-export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
+export class EnvoyDataPlane extends DataPlaneBase {
   readonly #opts: EnvoyDataPlaneOptions
-  readonly #log: Logger
   readonly #envoyLog: Logger
   readonly #bootstrapPath: string
   readonly #sdsDir: string
   readonly #adminPort: number
   readonly #backoff: BackoffOptions
-  #state: DataPlaneState = 'created'
-  #listeners = new Set<StateListener>()
   #material: TlsMaterial | undefined
   #child: ChildProcess | undefined
   #childExited: Promise<void> | undefined
@@ -115,27 +104,20 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
   #failures = 0
   #live = false
   #starts = 0
-  #closing: Promise<void> | undefined
   /** Counters of Envoy processes that have exited; a new process starts from zero. */
   #carried: DataPlaneStats = ZERO_STATS
   #current: DataPlaneStats = ZERO_STATS
   #statsTimer: NodeJS.Timeout | undefined
 
-  constructor(opts: EnvoyDataPlaneOptions) {
+  constructor(spec: DataPlaneSpec, opts: EnvoyDataPlaneOptions) {
+    super(spec, opts.log, 'envoy')
     this.#opts = opts
-    // One naming scheme for both data planes: component "dataplane", impl builtin|envoy,
-    // so MESH_TRACE=dataplane means the same whichever runs.
-    this.#log = opts.log.child({ component: 'dataplane', impl: 'envoy' })
     // Envoy's own lines; traced with the data plane, when Envoy logs its connections too.
-    this.#envoyLog = opts.log.child({ component: 'envoy' }, this.#log.isLevelEnabled('trace') ? { level: 'trace' } : {})
+    this.#envoyLog = opts.log.child({ component: 'envoy' }, this.log.isLevelEnabled('trace') ? { level: 'trace' } : {})
     this.#bootstrapPath = join(opts.workDir, 'bootstrap.json')
     this.#sdsDir = join(opts.workDir, 'sds')
     this.#adminPort = opts.adminPort ?? DEFAULT_ENVOY_ADMIN_PORT
     this.#backoff = opts.backoff ?? DEFAULT_BACKOFF
-  }
-
-  get state(): DataPlaneState {
-    return this.#state
   }
 
   /** How many times Envoy was spawned (first start included). */
@@ -145,35 +127,6 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
 
   get pid(): number | undefined {
     return this.#child?.pid
-  }
-
-  /** Listeners run after the triggering call returns, never inside it. */
-  onStateChange(fn: StateListener): () => void {
-    this.#listeners.add(fn)
-    return () => this.#listeners.delete(fn)
-  }
-
-  async start(): Promise<void> {
-    this.#requireState('start', ['created'])
-    const bootstrap = renderBootstrap(this.#opts.spec, { sdsDir: this.#sdsDir, adminPort: this.#adminPort })
-    try {
-      mkdirSync(this.#sdsDir, { recursive: true, mode: 0o700 })
-    } catch (err) {
-      throw new EnvoyError('ENVOY_WRITE', `cannot create ${this.#sdsDir}: ${(err as Error).message}`, { path: this.#sdsDir }, { cause: err })
-    }
-    writeEnvoyFile(this.#bootstrapPath, `${JSON.stringify(bootstrap, null, 2)}\n`, 0o644)
-    this.#transition(['created'], 'listening')
-    if (this.#material !== undefined) this.#serve(this.#material)
-  }
-
-  setCredentials(material: TlsMaterial): void {
-    this.#requireState('setCredentials', ['created', 'listening', 'serving'])
-    requireCheckedMaterial(material)
-    this.#material = material
-    if (this.#state === 'created') return
-    if (this.#state === 'listening') return this.#serve(material)
-    writeSdsResources(this.#sdsDir, material)
-    this.#log.info({ sdsDir: this.#sdsDir }, 'credentials rotated: SDS files replaced')
   }
 
   /**
@@ -186,101 +139,97 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
 
   /** True once the current Envoy process said LIVE on its admin /ready (listeners bound, secrets loaded). */
   get live(): boolean {
-    return this.#live && this.#state === 'serving'
+    return this.#live && this.state === 'serving'
   }
 
   /**
    * Unhealthy when closed, or crash-looping: CRASH_LOOP_EXITS exits in a row without a
    * run long enough to reset the backoff. One restart (SIGKILL, OOM) is not unhealthy.
    */
-  healthy(): boolean {
-    return this.#state !== 'closed' && this.#failures < CRASH_LOOP_EXITS
-  }
-
-  whenLive(signal?: AbortSignal): Promise<void> {
-    return pollUntilLive(this, signal)
+  override healthy(): boolean {
+    return super.healthy() && this.#failures < CRASH_LOOP_EXITS
   }
 
   /** Scrapes Envoy's admin /stats now; resolves to the updated stats(). */
-  async refreshStats(): Promise<DataPlaneStats> {
+  override async refreshStats(): Promise<DataPlaneStats> {
     const child = this.#child
     if (child === undefined) return this.stats()
     const body = await this.#admin('GET', '/stats?format=json&usedonly')
     // A restart in between would attribute the old process's counters to the new one.
-    if (this.#child === child) this.#current = statsFromEnvoy(this.#opts.spec, parseEnvoyStats(body))
+    if (this.#child === child) this.#current = statsFromEnvoy(this.spec, parseEnvoyStats(body))
     return this.stats()
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#close()
-    return this.#closing
+  // ---- lifecycle hooks (lifecycle.ts) ---------------------------------------------
+
+  /** Renders and writes the bootstrap (and the SDS files, if credentials came first). */
+  protected async open(): Promise<void> {
+    const bootstrap = renderBootstrap(this.spec, { sdsDir: this.#sdsDir, adminPort: this.#adminPort })
+    try {
+      mkdirSync(this.#sdsDir, { recursive: true, mode: 0o700 })
+    } catch (err) {
+      throw new EnvoyError('ENVOY_WRITE', `cannot create ${this.#sdsDir}: ${(err as Error).message}`, { path: this.#sdsDir }, { cause: err })
+    }
+    writeEnvoyFile(this.#bootstrapPath, `${JSON.stringify(bootstrap, null, 2)}\n`, 0o644)
+    if (this.#material !== undefined) writeSdsResources(this.#sdsDir, this.#material)
   }
 
-  destroy(err?: Error): void {
-    if (this.#state === 'closed') return
-    if (err !== undefined) this.#log.error({ err }, 'data plane destroyed')
-    this.#cancelRestart()
-    this.#stopStatsTimer()
-    this.#child?.kill('SIGKILL')
-    this.#transition(['created', 'listening', 'serving', 'draining'], 'closed')
+  /** Before start() only kept; afterwards the SDS files are replaced (by rename) and Envoy reloads them. */
+  protected installCredentials(material: TlsMaterial): void {
+    if (this.state !== 'created') {
+      writeSdsResources(this.#sdsDir, material)
+      if (this.state !== 'listening') this.log.info({ sdsDir: this.#sdsDir }, 'credentials rotated: SDS files replaced')
+    }
+    this.#material = material
   }
 
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close()
-  }
-
-  #serve(material: TlsMaterial): void {
-    writeSdsResources(this.#sdsDir, material)
-    this.#transition(['listening'], 'serving')
+  protected serve(): void {
     this.#spawn()
     const every = this.#opts.statsIntervalMs ?? 10_000
     if (every > 0) {
       this.#statsTimer = setInterval(() => {
-        this.refreshStats().catch((err: unknown) => this.#log.debug({ err }, 'envoy stats scrape failed'))
+        this.refreshStats().catch((err: unknown) => this.log.debug({ err }, 'envoy stats scrape failed'))
       }, every)
       this.#statsTimer.unref()
     }
   }
 
-  #stopStatsTimer(): void {
-    if (this.#statsTimer !== undefined) clearInterval(this.#statsTimer)
-    this.#statsTimer = undefined
-  }
-
-  async #close(): Promise<void> {
-    if (this.#state === 'closed') return
+  protected async drain(drainMs: number): Promise<void> {
     this.#stopStatsTimer()
-    if (this.#state === 'created' || this.#state === 'listening' || this.#child === undefined) {
-      this.#cancelRestart()
-      this.#transition(['created', 'listening', 'serving'], 'draining')
-      this.#transition(['draining'], 'closed')
-      return
-    }
-    this.#transition(['serving'], 'draining')
     this.#cancelRestart()
-    const exited = this.#childExited ?? Promise.resolve()
     const child = this.#child
+    if (child === undefined) return
+    const exited = this.#childExited ?? Promise.resolve()
     // Inbound listeners stop accepting now (new SYNs meet the ruleset's drop), while
-    // established connections keep flowing until drainMs is up. Egress listeners keep
-    // accepting to the end: the workload may still be calling out while it shuts down.
-    // Istio adds `graceful`, which for TCP only keeps inbound accepting during the drain;
-    // the builtin data plane stops accepting at once, and so does this.
+    // established connections keep flowing until drainMs is up; egress listeners keep
+    // accepting to the end (lifecycle.ts). Istio adds `graceful`, which for TCP only
+    // keeps inbound accepting during the drain; neither data plane does that.
     await this.#admin('POST', '/drain_listeners?inboundonly').catch((err: unknown) => {
-      this.#log.warn({ err }, 'envoy admin /drain_listeners failed; terminating without drain')
+      this.log.warn({ err }, 'envoy admin /drain_listeners failed; terminating without drain')
     })
-    await within(exited, this.#opts.spec.timeouts.drainMs)
+    await within(exited, drainMs)
     // Last look at the counters while Envoy still answers.
     await this.refreshStats().catch(() => undefined)
     if (this.#child === child && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM')
       const graceMs = this.#opts.killGraceMs ?? 5_000
       if (!(await within(exited, graceMs))) {
-        this.#log.warn({ pid: child.pid, graceMs }, 'envoy ignored SIGTERM; killing')
+        this.log.warn({ pid: child.pid, graceMs }, 'envoy ignored SIGTERM; killing')
         child.kill('SIGKILL')
         await exited
       }
     }
-    if (this.#state === 'draining') this.#transition(['draining'], 'closed')
+  }
+
+  protected teardown(): void {
+    this.#cancelRestart()
+    this.#stopStatsTimer()
+    this.#child?.kill('SIGKILL')
+  }
+
+  #stopStatsTimer(): void {
+    if (this.#statsTimer !== undefined) clearInterval(this.#statsTimer)
+    this.#statsTimer = undefined
   }
 
   #spawn(): void {
@@ -297,10 +246,10 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
       // that a second Envoy in the same VM (or a crashed one) could collide with.
       '--disable-hot-restart',
       '--drain-time-s',
-      String(Math.max(1, Math.ceil(this.#opts.spec.timeouts.drainMs / 1000))),
+      String(Math.max(1, Math.ceil(this.spec.timeouts.drainMs / 1000))),
       // MESH_TRACE=dataplane: Envoy's accept, TLS handshake and close decisions per
       // connection ([C<n>] ties them together), without its trace firehose.
-      ...(this.#log.isLevelEnabled('trace') && this.#opts.logLevel === undefined ? ['--component-log-level', 'conn_handler:debug,connection:debug'] : []),
+      ...(this.log.isLevelEnabled('trace') && this.#opts.logLevel === undefined ? ['--component-log-level', 'conn_handler:debug,connection:debug'] : []),
       ...(this.#opts.extraArgs ?? []),
     ]
     const envoyPath = this.#opts.envoyPath ?? 'envoy'
@@ -315,7 +264,7 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
       ? spawn(SETPRIV!, ['--pdeathsig', 'KILL', '--', envoyPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn(envoyPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.#child = child
-    this.#log.info({ pid: child.pid, envoyPath, start: this.#starts }, 'envoy spawned')
+    this.log.info({ pid: child.pid, envoyPath, start: this.#starts }, 'envoy spawned')
     this.#pipeLines(child)
     this.#live = false
     void this.#watchLive(child)
@@ -337,7 +286,7 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     child.once('error', (err) => {
       // Spawn failure (ENOENT, EACCES): there will be no 'close' with an exit status.
       if (child.pid === undefined) onGone(null, null, err)
-      else this.#log.error({ err, pid: child.pid }, 'envoy process error')
+      else this.log.error({ err, pid: child.pid }, 'envoy process error')
     })
     child.once('close', (code, signal) => onGone(code, signal))
   }
@@ -345,11 +294,11 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
   /** Polls /ready until this process says LIVE (or is replaced); then `live` is true. */
   async #watchLive(child: ChildProcess): Promise<void> {
     const startedAt = performance.now()
-    while (this.#child === child && this.#state === 'serving') {
+    while (this.#child === child && this.state === 'serving') {
       const body = await this.#admin('GET', '/ready').catch(() => '')
       if (body.trim() === 'LIVE' && this.#child === child) {
         this.#live = true
-        this.#log.info({ pid: child.pid, msToLive: Math.round(performance.now() - startedAt), start: this.#starts }, 'envoy live')
+        this.log.info({ pid: child.pid, msToLive: Math.round(performance.now() - startedAt), start: this.#starts }, 'envoy live')
         return
       }
       await sleep(LIVE_POLL_MS)
@@ -357,8 +306,8 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null, ranMs: number, err?: Error): void {
-    if (this.#state !== 'serving') {
-      this.#log.info({ exitCode: code, signal }, 'envoy exited')
+    if (this.state !== 'serving') {
+      this.log.info({ exitCode: code, signal }, 'envoy exited')
       return
     }
     if (ranMs >= this.#backoff.resetAfterMs) this.#failures = 0
@@ -367,13 +316,13 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
     const fields = { exitCode: code, signal, ranMs: Math.round(ranMs), restartInMs: delayMs, failures: this.#failures }
     if (err !== undefined) {
       const spawnErr = new EnvoyError('ENVOY_SPAWN', `cannot run ${this.#opts.envoyPath ?? 'envoy'}: ${err.message}`, {}, { cause: err })
-      this.#log.error({ ...fields, err: spawnErr, code: spawnErr.code }, 'envoy could not be started; retrying')
+      this.log.error({ ...fields, err: spawnErr, code: spawnErr.code }, 'envoy could not be started; retrying')
     } else {
-      this.#log.error(fields, 'envoy exited unexpectedly; restarting')
+      this.log.error(fields, 'envoy exited unexpectedly; restarting')
     }
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined
-      if (this.#state === 'serving') this.#spawn()
+      if (this.state === 'serving') this.#spawn()
     }, delayMs)
   }
 
@@ -418,25 +367,6 @@ export class EnvoyDataPlane implements DataPlane, AsyncDisposable {
       req.on('timeout', () => req.destroy(new Error(`admin ${path}: timeout`)))
       req.on('error', reject)
       req.end()
-    })
-  }
-
-  #requireState(op: string, allowed: readonly DataPlaneState[]): void {
-    if (!allowed.includes(this.#state)) {
-      throw new DataPlaneError('DATAPLANE_STATE', `${op}() in state ${this.#state}`, { op, state: this.#state, allowed })
-    }
-  }
-
-  #transition(from: readonly DataPlaneState[], to: DataPlaneState): void {
-    const prev = this.#state
-    if (!from.includes(prev)) {
-      throw new DataPlaneError('DATAPLANE_STATE', `illegal transition ${prev} -> ${to}`, { from: prev, to })
-    }
-    this.#state = to
-    this.#log.debug(`${prev} -> ${to}`)
-    const listeners = [...this.#listeners]
-    queueMicrotask(() => {
-      for (const fn of listeners) fn(prev, to)
     })
   }
 }

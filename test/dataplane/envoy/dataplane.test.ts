@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec, type TimeoutsSpec } from '../../../src/dataplane/spec.js'
-import { EnvoyDataPlane, type EnvoyDataPlaneOptions } from '../../../src/dataplane/envoy/supervisor.js'
+import { EnvoyDataPlane, type EnvoyDataPlaneOptions } from '../../../src/dataplane/envoy/dataplane.js'
 import { SDS_FILES } from '../../../src/dataplane/envoy/bootstrap.js'
 import { readTlsDir } from '../../../src/pki/index.js'
 import { logSink, rejected, thrown } from '../../support.js'
@@ -71,8 +71,7 @@ function alive(pid: number): boolean {
 }
 
 async function plane(over: Partial<EnvoyDataPlaneOptions> = {}): Promise<EnvoyDataPlane> {
-  const p = new EnvoyDataPlane({
-    spec: deriveSpec(CONFIG, TIMEOUTS),
+  const p = new EnvoyDataPlane(deriveSpec(CONFIG, TIMEOUTS), {
     log: pino({ level: 'trace' }, sink),
     workDir: join(dir, 'work'),
     adminPort: await freePort(),
