@@ -29,7 +29,7 @@ export interface DataPlane {
   readonly state: DataPlaneState
   /** Calls `fn` after each state change, never inside the call that made it. Returns the unsubscribe. */
   onStateChange(fn: (prev: DataPlaneState, next: DataPlaneState) => void): () => void
-  /** Binds every listener of the spec; rejects (and binds none) if any bind fails. */
+  /** created -> listening (lifecycle.ts): ready for the ruleset. Rejects, typed, having taken nothing. */
   start(): Promise<void>
   /**
    * Installs or swaps credentials, in any state but closed. Refused material (typed
@@ -59,7 +59,10 @@ export interface DataPlane {
    * this: until then the tproxy rules would send connections to nothing.
    */
   whenLive(signal?: AbortSignal): Promise<void>
-  /** Stops accepting, lets connections drain for timeouts.drainMs, then destroys the rest. Idempotent. */
+  /**
+   * Inbound stops accepting at once, egress serves on; connections drain for at most
+   * timeouts.drainMs, then the rest are destroyed. Idempotent.
+   */
   close(): Promise<void>
   /** Closes every listener and socket now. Idempotent. */
   destroy(err?: Error): void
