@@ -6,7 +6,8 @@
 // absence fails the suite. No networking: each container gets a new, empty netns.
 
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -208,6 +209,58 @@ describe.skipIf(missing !== undefined && !CI)(`guest hook under runc${missing !=
     expect(existsSync(join(g.out, 'ran'))).toBe(false)
     expect(g.hookRecord().stderr).toMatch(/HOOK_UNSAFE_PATH: \/contrast in the container is a symlink or not a directory/)
     expect(existsSync(join(bundle, 'rootfs', 'tmp', 'tls-config'))).toBe(false)
+  })
+
+  // The image is the attacker's. The hook runs as root before pivot_root, where an
+  // absolute symlink, or enough `..`, in the container's tree leads to the guest's own
+  // files. Each layout must stop the container, without the hook creating, mounting or
+  // blocking on anything outside the container's root.
+  it('hostile image layouts under /contrast: symlinks out of the root, a FIFO, a device node, a file', async () => {
+    const layouts: [string, (rootfs: string, victim: string) => void][] = [
+      ['tls-config an absolute symlink to a guest directory', (r, v) => {
+        mkdirSync(join(r, 'contrast'))
+        symlinkSync(`/../../..${v}`, join(r, 'contrast', 'tls-config'))
+      }],
+      ['secrets a relative symlink climbing out of the root', (r, v) => {
+        mkdirSync(join(r, 'contrast'))
+        symlinkSync(`${'../'.repeat(24)}${v.slice(1)}`, join(r, 'contrast', 'secrets'))
+      }],
+      ['contrast a FIFO', (r) => execFileSync('mkfifo', [join(r, 'contrast')])],
+      ['tls-config a character device (/dev/null)', (r) => {
+        mkdirSync(join(r, 'contrast'))
+        execFileSync('mknod', [join(r, 'contrast', 'tls-config'), 'c', '1', '3'])
+      }],
+      ['secrets a regular file', (r) => {
+        mkdirSync(join(r, 'contrast'))
+        writeFileSync(join(r, 'contrast', 'secrets'), 'not a directory')
+      }],
+    ]
+    const outcome: Record<string, unknown> = {}
+    for (const [i, [name, plant]] of layouts.entries()) {
+      const g = guest()
+      await g.writeCertificates('v1')
+      await g.setStatus({ state: 'ready' })
+      const victim = join(g.out, '..', 'victim')
+      mkdirSync(victim)
+      const bundle = g.bundle(`hostile${i}`, ['/bin/sh', '-c', 'echo ran > /out/ran'])
+      plant(join(bundle, 'rootfs'), victim)
+      const r = await runContainer(bundle, cid(`hostile${i}`), { timeoutMs: 20_000 })
+      outcome[name] = {
+        ran: existsSync(join(g.out, 'ran')),
+        hook: g.hookRecord().rc,
+        reason: /HOOK_UNSAFE_PATH: (\/contrast\S*) in the container is a symlink or not a directory/.exec(g.hookRecord().stderr)?.[1] ?? g.hookRecord().stderr,
+        victim: readdirSync(victim),
+        quick: r.ms < 8_000,
+      }
+    }
+    const refused = (path: string) => ({ ran: false, hook: '1', reason: path, victim: [], quick: true })
+    expect(outcome).toEqual({
+      'tls-config an absolute symlink to a guest directory': refused('/contrast/tls-config'),
+      'secrets a relative symlink climbing out of the root': refused('/contrast/secrets'),
+      'contrast a FIFO': refused('/contrast'),
+      'tls-config a character device (/dev/null)': refused('/contrast/tls-config'),
+      'secrets a regular file': refused('/contrast/secrets'),
+    })
   })
 
   it('malformed state on stdin is refused with a clear message, and nothing is done', async () => {
