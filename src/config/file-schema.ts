@@ -63,16 +63,23 @@ function lastIndex(path: readonly PropertyKey[]): number | undefined {
   return undefined
 }
 
-function entryText(v: unknown): string | undefined {
+/** How much of a value that is not a string an issue shows (the whole file may be one value). */
+const MAX_ENTRY_CHARS = 200
+
+/** A value as an issue shows it: bounded, and never throws, whatever the input's shape. */
+export function entryText(v: unknown): string | undefined {
   if (v === undefined) return undefined
   if (typeof v === 'string') return v
   if (typeof v === 'number') return String(v)
   if (v instanceof Date) return v.toISOString()
+  let text: string
   try {
-    return typeof v === 'bigint' ? v.toString() : JSON.stringify(v)
+    text = typeof v === 'bigint' ? v.toString() : (JSON.stringify(v) ?? typeName(v))
   } catch {
-    return String(v)
+    // Deeper than JSON.stringify's stack (TOML dotted keys nest without limit).
+    text = `(${typeName(v)} nested too deeply to show)`
   }
+  return text.length > MAX_ENTRY_CHARS ? `${text.slice(0, MAX_ENTRY_CHARS - 1)}…` : text
 }
 
 function typeName(v: unknown): string {
@@ -133,6 +140,11 @@ function parseDocument(text: string, format: FileFormat, issues: IssueSink): unk
 export function rawFromFileText(text: string, format: FileFormat, issues: IssueSink): RawMeshConfig | undefined {
   const doc = parseDocument(text, format, issues)
   if (doc === undefined) return undefined
+  return rawFromFileDocument(doc, issues)
+}
+
+/** A parsed config document (the tables of a file, or of an initdata mesh section) → raw form. */
+export function rawFromFileDocument(doc: unknown, issues: IssueSink): RawMeshConfig | undefined {
   const parsed = MeshConfigFileSchema.safeParse(doc)
   if (!parsed.success) {
     issues.push(...shapeIssues(doc, parsed.error.issues))

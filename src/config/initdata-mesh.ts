@@ -8,9 +8,10 @@
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
 import { parseHost, splitHostPort, hostText } from './address.js'
 import { configInvalid, isConfigError, type ConfigIssue } from './errors.js'
+import { entryText } from './file-schema.js'
 import type { InitdataDocument } from './initdata.js'
 import { InitdataError } from './initdata-errors.js'
-import { meshConfigFromText } from './parse.js'
+import { meshConfigFromDocument } from './parse.js'
 import { RTMR_PIN } from './rtmr-pin.js'
 import type { MeshConfig, Port } from './types.js'
 
@@ -121,7 +122,7 @@ function parseRtmrPins(value: unknown, source: string, issues: ConfigIssue[]): s
   const out: string[] = []
   value.forEach((m, index) => {
     if (typeof m === 'string' && RTMR_PIN.test(m.toLowerCase())) out.push(m.toLowerCase())
-    else issues.push({ source, index, entry: String(m), reason: 'INVALID_VALUE', message: 'an RTMR pin is "<index 0-3>=<hex of 48 bytes>"' })
+    else issues.push({ source, index, entry: entryText(m), reason: 'INVALID_VALUE', message: 'an RTMR pin is "<index 0-3>=<hex of 48 bytes>"' })
   })
   return out.length === value.length ? out : undefined
 }
@@ -137,7 +138,7 @@ function parseMeasurements(value: unknown, source: string, issues: ConfigIssue[]
   const out: string[] = []
   value.forEach((m, index) => {
     if (typeof m === 'string' && MEASUREMENT.test(m.toLowerCase())) out.push(m.toLowerCase())
-    else issues.push({ source, index, entry: String(m), reason: 'INVALID_VALUE', message: 'a measurement is hex of 48 bytes (SNP MEASUREMENT, TDX MRTD)' })
+    else issues.push({ source, index, entry: entryText(m), reason: 'INVALID_VALUE', message: 'a measurement is hex of 48 bytes (SNP MEASUREMENT, TDX MRTD)' })
   })
   return out.length === value.length ? out : undefined
 }
@@ -196,7 +197,7 @@ export function parseMeshSection(text: string): MeshSection {
   const workload = rawWorkload === undefined ? undefined : workloadIdentity(rawWorkload, issues)
   let config: MeshConfig | undefined
   try {
-    config = meshConfigFromText(stringifyToml(meshPart), 'toml')
+    config = meshConfigFromDocument(meshPart)
   } catch (err) {
     if (!isConfigError(err)) throw err
     issues.push(...err.issues.map(resourced))

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { configInvalid, isConfigError, type ConfigIssue } from './errors.js'
-import { rawFromFileText, type FileFormat } from './file-schema.js'
+import { rawFromFileDocument, rawFromFileText, type FileFormat } from './file-schema.js'
 import type { IssueSink, RawMeshConfig, RawTransparentEgress } from './raw.js'
 import { allowListFromString, egressFromString, ingressFromString, parseBoolean } from './strings.js'
 import type { EgressRule, IngressConfig, MeshConfig } from './types.js'
@@ -149,6 +149,11 @@ export function parseEgress(
 /** A config file's text; pure. Issues are reported as `file:<path.in.document>`. */
 export function meshConfigFromText(text: string, format: FileFormat): MeshConfig {
   return build((issues) => rawFromFileText(text, format, issues))
+}
+
+/** The same for a document already parsed (the mesh tables of an initdata section). */
+export function meshConfigFromDocument(doc: unknown): MeshConfig {
+  return build((issues) => rawFromFileDocument(doc, issues))
 }
 
 export function fileFormatOf(path: string): FileFormat | undefined {

@@ -67,6 +67,10 @@ describe('parseMeshSection', () => {
     ['address a number', `[coordinator]\naddress = 1313\nidentity = "${ID}"\n`, 'coordinator.address', 'WRONG_TYPE'],
     ['unknown mesh key', `${COORD}[bogus]\n`, 'bogus', 'UNKNOWN_KEY'],
     ['TOML syntax', '[coordinator\n', '', 'FILE_SYNTAX'],
+    // Hostile shapes (the host writes the initdata device; it is parsed before any digest is compared):
+    ['a table as a measurement', `${COORD}measurements = [ { a = 1 } ]\n`, 'coordinator.measurements', 'INVALID_VALUE'],
+    ['a table as an RTMR pin', `${COORD}rtmr = [ { a = 1 } ]\n`, 'coordinator.rtmr', 'INVALID_VALUE'],
+    ['a port nested 100000 tables deep', `${COORD}[admin]\nport${'.a'.repeat(100_000)} = 1\n`, 'admin.port', 'WRONG_TYPE'],
   ])('%s → %s %s', (_, text, field, reason) => {
     const source = field === '' ? 'initdata:podvm-mesh.toml' : `initdata:podvm-mesh.toml:${field}`
     expect(issues(() => parseMeshSection(text))).toContainEqual({ source, reason })

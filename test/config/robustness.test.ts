@@ -52,6 +52,23 @@ describe('robustness', () => {
     expect(err.details.issues).toMatchObject([{ reason }])
   })
 
+  // Hostile shapes: a value nested deeper than JSON.stringify can go (TOML dotted keys have
+  // no depth limit), null-prototype tables, a huge value. The error names the field and
+  // shows a bounded excerpt of the value.
+  const deep = (n: number) => 'a' + '.a'.repeat(n)
+  it.each([
+    ['a table nested 100000 deep where a port goes', 'toml', `[admin]\nport.${deep(100_000)} = 1\n`, 'file:admin.port', 'WRONG_TYPE'],
+    ['a table nested 100000 deep where an egress listen goes', 'toml', `[[egress]]\nname = "x"\nremote = "b:1"\nlisten.${deep(100_000)} = 1\n`, 'file:egress[0].listen', 'WRONG_TYPE'],
+    ['a TOML table where a port goes', 'toml', '[admin]\nport.a = 1\n', 'file:admin.port', 'WRONG_TYPE'],
+    ['an array of 200000 ports', 'json', `{"admin":{"port":[${'1,'.repeat(199_999)}1]}}`, 'file:admin.port', 'WRONG_TYPE'],
+  ] as const)('%s: one typed issue, its value shown in at most 200 characters', (_name, format, text, source, reason) => {
+    const err = thrown(() => meshConfigFromText(text, format))
+    expect(err).toBeInstanceOf(ConfigError)
+    expect(err.details.issues).toMatchObject([{ source, reason }])
+    expect((err.details.issues as { entry?: string }[])[0]!.entry!.length).toBeLessThanOrEqual(200)
+    expect(err.message.length).toBeLessThan(600)
+  })
+
   it('TOML hex integers are ports like any other', () => {
     expect(meshConfigFromText('[admin]\nport = 0x2695\n', 'toml').admin).toEqual({ port: 9877, exposed: true })
   })
