@@ -63,18 +63,17 @@ function lastIndex(path: readonly PropertyKey[]): number | undefined {
   return undefined
 }
 
-/** How much of a value that is not a string an issue shows (the whole file may be one value). */
+/** How much of a value an issue shows (the whole file may be one value). */
 const MAX_ENTRY_CHARS = 200
 
 /** A value as an issue shows it: bounded, and never throws, whatever the input's shape. */
 export function entryText(v: unknown): string | undefined {
   if (v === undefined) return undefined
-  if (typeof v === 'string') return v
   if (typeof v === 'number') return String(v)
   if (v instanceof Date) return v.toISOString()
   let text: string
   try {
-    text = typeof v === 'bigint' ? v.toString() : (JSON.stringify(v) ?? typeName(v))
+    text = typeof v === 'string' ? v : typeof v === 'bigint' ? v.toString() : (JSON.stringify(v) ?? typeName(v))
   } catch {
     // Deeper than JSON.stringify's stack (TOML dotted keys nest without limit).
     text = `(${typeName(v)} nested too deeply to show)`

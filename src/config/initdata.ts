@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { parse as parseToml, TomlError } from 'smol-toml'
+import { entryText } from './file-schema.js'
 import { InitdataError } from './initdata-errors.js'
 
 export const INITDATA_VERSION = '0.1.0'
@@ -47,8 +48,9 @@ function algorithmOf(value: unknown): InitdataAlgorithm | undefined {
   return (INITDATA_ALGORITHMS as readonly string[]).includes(v) ? (v as InitdataAlgorithm) : undefined
 }
 
+/** `value` is what the host wrote: shown bounded (entryText), whatever its shape. */
 function badField(field: string, message: string, value?: unknown): InitdataError {
-  return new InitdataError('INITDATA_BAD_FIELD', message, value === undefined ? { field } : { field, value })
+  return new InitdataError('INITDATA_BAD_FIELD', message, value === undefined ? { field } : { field, value: entryText(value) })
 }
 
 /**
@@ -79,10 +81,11 @@ export function parseInitdataToml(input: string | Uint8Array): InitdataDocument 
   }
   const version = doc['version']
   if (typeof version !== 'string') throw badField('version', 'initdata "version" is missing or not a string', version)
-  if (version !== INITDATA_VERSION) throw badField('version', `initdata version "${version}" is not "${INITDATA_VERSION}"`, version)
+  if (version !== INITDATA_VERSION) throw badField('version', `initdata version "${entryText(version)}" is not "${INITDATA_VERSION}"`, version)
   const algorithm = algorithmOf(doc['algorithm'])
   if (algorithm === undefined) {
-    throw badField('algorithm', `initdata algorithm ${JSON.stringify(doc['algorithm'])} is not one of ${INITDATA_ALGORITHMS.join(', ')}`, doc['algorithm'])
+    const given = doc['algorithm'] === undefined ? 'is missing' : `"${entryText(doc['algorithm'])}" is not one of ${INITDATA_ALGORITHMS.join(', ')}`
+    throw badField('algorithm', `initdata algorithm ${given}`, doc['algorithm'])
   }
   const rawData = doc['data']
   if (typeof rawData !== 'object' || rawData === null || Array.isArray(rawData) || rawData instanceof Date) {
@@ -90,7 +93,7 @@ export function parseInitdataToml(input: string | Uint8Array): InitdataDocument 
   }
   const data: Record<string, string> = Object.create(null) as Record<string, string>
   for (const [key, value] of Object.entries(rawData)) {
-    if (typeof value !== 'string') throw badField(`data.${key}`, `initdata data."${key}" is not a string`)
+    if (typeof value !== 'string') throw badField(`data.${entryText(key)}`, `initdata data."${entryText(key)}" is not a string`)
     data[key] = value
   }
   return Object.freeze({ version, algorithm, data: Object.freeze(data), bytes })

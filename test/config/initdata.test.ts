@@ -64,9 +64,13 @@ describe('parseInitdataToml', () => {
     ['no data', 'version = "0.1.0"\nalgorithm = "sha256"\n', 'data'],
     ['data not a table', 'version = "0.1.0"\nalgorithm = "sha256"\ndata = "x"\n', 'data'],
     ['non-string data value', 'version = "0.1.0"\nalgorithm = "sha256"\n[data]\n"policy.rego" = 3\n', 'data.policy.rego'],
+    // The host writes the block device: shapes no honest tool produces.
+    ['algorithm a table nested 100000 deep', `version = "0.1.0"\nalgorithm${'.a'.repeat(100_000)} = 1\n[data]\n`, 'algorithm'],
+    ['algorithm a string of 1 MiB', `version = "0.1.0"\nalgorithm = "${'x'.repeat(1 << 20)}"\n[data]\n`, 'algorithm'],
   ])('%s → INITDATA_BAD_FIELD naming %s', (_, text, field) => {
     const err = thrown(() => parseInitdataToml(text))
     expect(err).toMatchObject({ code: 'INITDATA_BAD_FIELD', details: { field } })
+    expect(err.message.length).toBeLessThan(400)
   })
 
   it('rejects text that is not TOML, with line and column', () => {
