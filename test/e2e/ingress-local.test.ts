@@ -13,20 +13,20 @@
 import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { findEnvoy } from '../../src/agent/index.js'
 import { MeshLab, sansFor, type Capture, type Daemon, type EchoApp } from '../../src/demo/index.js'
 import { applyRuleset, netnsRunner } from '../../src/netfilter/index.js'
+import { envoyForTests } from '../envoy-support.js'
 import { requireNetns } from './netns.js'
 
 const describeNetns = requireNetns()
-const envoy = findEnvoy(process.env)
+const envoy = envoyForTests()
 const marker = (tag: string): string => `${tag}-${randomBytes(6).toString('hex')}`
 const TLS_PORT = 8443
 const MTLS_PORT = 9000
 
 const planes = [
   { kind: 'builtin', prefix: 'pmil', subnet: 86, skip: undefined },
-  { kind: 'envoy', prefix: 'pmilv', subnet: 87, skip: envoy === undefined ? 'no envoy binary (set ENVOY_BIN or put envoy on PATH)' : undefined },
+  { kind: 'envoy', prefix: 'pmilv', subnet: 87, skip: envoy.skip },
 ] as const
 
 // What the ingress rules were before the fix: every inbound TCP connection, whatever its
@@ -94,7 +94,7 @@ for (const plane of planes) {
     const dataplaneArgs = (): string[] =>
       plane.kind === 'builtin'
         ? ['--dataplane', 'builtin']
-        : ['--dataplane', 'envoy', '--envoy-bin', envoy ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-b`]
+        : ['--dataplane', 'envoy', '--envoy-bin', envoy.path ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-b`]
 
     beforeAll(async () => {
       lab = await MeshLab.create({ prefix: plane.prefix, subnet: plane.subnet, nodes: ['c', 'b', 'x'] })
