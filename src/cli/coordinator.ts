@@ -19,6 +19,7 @@ import { isMeshError } from '../errors.js'
 import { createRootLogger } from '../logger.js'
 import { connectMeshApi } from '../meshapi/index.js'
 import { command, EXIT_NEGATIVE, UsageError, type CommandIo } from './command.js'
+import { durationMs } from './duration.js'
 import { evidenceProvider } from './evidence-provider.js'
 
 const USAGE = `usage: podvm-mesh coordinator --state DIR [--manifest FILE] [options]
@@ -45,13 +46,11 @@ usage: podvm-mesh coordinator set-manifest --coordinator HOST:PORT --manifest FI
 
 /** `24h`, `90s`, `1500ms`, `2m` or plain milliseconds. */
 export function parseDuration(text: string, field: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const
-  const value = m === null ? NaN : Number(m[1]) * unit[(m[2] ?? 'ms') as keyof typeof unit]
-  if (!Number.isFinite(value) || value < 1) {
+  const ms = durationMs(text)
+  if (ms === undefined) {
     throw new CoordinatorError('COORDINATOR_BAD_REQUEST', `--${field} "${text}": expected a duration like 24h, 90s, 1500ms`, { field, value: text })
   }
-  return Math.round(value)
+  return ms
 }
 
 export const coordinatorCommand = command({

@@ -19,7 +19,7 @@ import {
 import type { AttestedRun } from '../agent/attested-certs.js'
 import { CONFIG_USAGE, configFromArgs } from '../config/index.js'
 import { RTMR_PIN } from '../config/rtmr-pin.js'
-import { DEFAULT_PENDING_LIMITS, deriveSpec, type DataPlane } from '../dataplane/index.js'
+import { DEFAULT_PENDING_LIMITS, DEFAULT_TIMEOUTS, deriveSpec, type DataPlane } from '../dataplane/index.js'
 import { isMeshError } from '../errors.js'
 import { createRootLogger } from '../logger.js'
 // Not the meshapi barrel: it loads gRPC and the verifiers, which `run` loads only with --coordinator.
@@ -27,6 +27,7 @@ import { parseCoordinatorIdentity as parseCoordinatorIdentityText, type Coordina
 import { execRunner } from '../netfilter/index.js'
 import { DEFAULT_TLS_DIR, meshStatusWriter, TLS_FILES } from '../pki/index.js'
 import { command, type CommandIo } from './command.js'
+import { durationMs } from './duration.js'
 
 const ATTESTED_OPTIONS = {
   coordinator: { type: 'string' },
@@ -53,6 +54,8 @@ const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane KIND]
   --envoy-bin PATH   Envoy executable (default: ENVOY_BIN, else envoy on PATH)
   --work-dir DIR     Envoy's bootstrap and SDS files (default /run/podvm-mesh/envoy)
   --log-level LEVEL  pino level (default info); MESH_TRACE=component,... for trace
+  --drain D          after SIGTERM, how long established connections may go on (new ones
+                     are already shut out), e.g. 30s, 1500ms (default ${DEFAULT_TIMEOUTS.drainMs / 1000}s)
   --max-pending N    builtin data plane: unauthenticated connections per listener; beyond
                      it the oldest is shed (default ${DEFAULT_PENDING_LIMITS.pendingPerListener})
   --max-pending-per-source N
@@ -148,6 +151,14 @@ async function startAttested(
   return attestedRun(lifecycle, ctx.log)
 }
 
+/** `--drain`: the drain period in ms (DEFAULT_TIMEOUTS.drainMs without the flag). */
+export function drainFlag(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_TIMEOUTS.drainMs
+  const ms = durationMs(text)
+  if (ms === undefined) throw new AgentError('AGENT_BAD_ARGS', `--drain "${text}": expected a duration like 30s, 1500ms`, { field: 'drain', value: text })
+  return ms
+}
+
 export const runCommand = command({ name: 'run', usage: USAGE, run: runDaemon })
 
 async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
@@ -158,6 +169,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
       'envoy-bin': { type: 'string' },
       'work-dir': { type: 'string' },
       'log-level': { type: 'string' },
+      drain: { type: 'string' },
       'max-pending': { type: 'string' },
       'max-pending-per-source': { type: 'string' },
       initdata: { type: 'string' },
@@ -166,6 +178,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
   })
   const choice = chooseDataPlane(parsed.values.dataplane ?? 'auto', io.env, parsed.values['envoy-bin'])
   const limits = pendingLimitsFromArgs(parsed.values)
+  const drainMs = drainFlag(parsed.values.drain)
   const measured: MeasuredConfig | undefined = measuredConfig(parsed)
   const attestedValues = measured?.attestedValues ?? parsed.values
   // Every flag is checked before anything is applied or started.
@@ -203,7 +216,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
           measuredConfigDigest: measured?.digest,
           onDefinitiveFailure: (reason) => void status.set({ state: 'failed', reason }),
         })
-  const dataPlane: DataPlane = await createDataPlane(choice, deriveSpec(config), {
+  const dataPlane: DataPlane = await createDataPlane(choice, deriveSpec(config, { ...DEFAULT_TIMEOUTS, drainMs }), {
     log,
     limits,
     workDir: parsed.values['work-dir'],

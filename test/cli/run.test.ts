@@ -1,12 +1,23 @@
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { attestedSettings, coordinatorIdentityFlag, runCommand } from '../../src/cli/run.js'
+import { attestedSettings, coordinatorIdentityFlag, drainFlag, runCommand } from '../../src/cli/run.js'
 import { thrown } from '../support.js'
 import { HOST_A, HOST_COORDINATOR } from '../coordinator/harness.js'
 
 describe('--coordinator-identity', () => {
   it.each(['', 'policy:abc', `root-ca:${'0f'.repeat(31)}`, `hostdata:${'ab'.repeat(32)}`, 'zz'.repeat(32)])('refuses %j', (text) => {
     expect(thrown(() => coordinatorIdentityFlag(text))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field: 'coordinator-identity' } })
+  })
+})
+
+describe('--drain', () => {
+  it('reads a duration; without the flag, the default drain period', () => {
+    expect(drainFlag('2s')).toBe(2_000)
+    expect(drainFlag('1500ms')).toBe(1_500)
+    expect(drainFlag(undefined)).toBe(5_000)
+  })
+  it.each(['', '0', '0ms', '-1s', '2 weeks', '1e3'])('refuses %j', (text) => {
+    expect(thrown(() => drainFlag(text))).toMatchObject({ code: 'AGENT_BAD_ARGS', details: { field: 'drain', value: text } })
   })
 })
 
