@@ -6,7 +6,7 @@
 //   describeNetns('my suite', () => { ... createTopology({ prefix: 'pmxx', nodes: ['c', 'b'] }) ... })
 
 import { describe } from 'vitest'
-import { netnsUnavailableReason } from '../../src/demo/index.js'
+import { netnsUnavailableReason, type Topology } from '../../src/demo/index.js'
 
 export { cleanupStale, createTopology, netnsExec, netnsUnavailableReason, run, waitFor } from '../../src/demo/index.js'
 export type { ExecOptions, ExecResult, NetnsNode, Topology, TopologyOptions } from '../../src/demo/index.js'
@@ -21,4 +21,14 @@ export function requireNetns(): typeof describe {
   if (process.env.CI === 'true') throw new Error(`network-namespace tests are required under CI=true: ${reason}`)
   const skipped = ((name: string, fn?: () => void) => describe.skip(`${name} (skipped: ${reason})`, fn)) as unknown as typeof describe
   return skipped
+}
+
+/**
+ * The packet counter of the rule with this comment in the node's podvm_mesh table
+ * (NaN when there is no such rule): how a test sees that packets arrived and were dropped.
+ */
+export async function nftCounter(topology: Topology, node: string, comment: string): Promise<number> {
+  const r = await topology.exec(node, 'nft', ['list', 'table', 'inet', 'podvm_mesh'])
+  const line = r.stdout.split('\n').find((l) => l.includes(`comment "${comment}"`))
+  return Number(/counter packets (\d+)/.exec(line ?? '')?.[1] ?? NaN)
 }

@@ -10,12 +10,12 @@
 
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { findEnvoy } from '../../src/agent/index.js'
 import { lineProcess, MeshLab, sansFor, type Daemon, type LineProcess } from '../../src/demo/index.js'
-import { requireNetns, waitFor } from './netns.js'
+import { envoyForTests } from '../envoy-support.js'
+import { nftCounter, requireNetns, waitFor } from './netns.js'
 
 const describeNetns = requireNetns()
-const envoy = findEnvoy(process.env)
+const envoy = envoyForTests()
 const marker = (tag: string): string => `${tag}-${randomBytes(6).toString('hex')}`
 
 const MTLS_PORT = 8080
@@ -24,7 +24,7 @@ const PLAIN_PORT = 7890
 
 const planes = [
   { kind: 'builtin', prefix: 'pmtw', subnet: 88, skip: undefined },
-  { kind: 'envoy', prefix: 'pmtwv', subnet: 89, skip: envoy === undefined ? 'no envoy binary (set ENVOY_BIN or put envoy on PATH)' : undefined },
+  { kind: 'envoy', prefix: 'pmtwv', subnet: 89, skip: envoy.skip },
 ] as const
 
 // The workload: echoes, reports the first bytes of each connection, and has TCP Fast
@@ -142,11 +142,7 @@ for (const plane of planes) {
     const noListener = async (): Promise<boolean> =>
       (await lab.topology.exec('b', 'ss', ['-Htln', `sport = :15006`])).stdout.trim() === ''
 
-    const counter = async (comment: string): Promise<number> => {
-      const r = await lab.topology.exec('b', 'nft', ['list', 'table', 'inet', 'podvm_mesh'])
-      const line = r.stdout.split('\n').find((l) => l.includes(`comment "${comment}"`))
-      return Number(/counter packets (\d+)/.exec(line ?? '')?.[1] ?? NaN)
-    }
+    const counter = (comment: string): Promise<number> => nftCounter(lab.topology, 'b', comment)
 
     const startDaemon = (): Daemon =>
       lab.startDaemon('b', [
@@ -154,7 +150,7 @@ for (const plane of planes) {
         '--tls-dir', lab.pki.tlsDir('b'),
         ...(plane.kind === 'builtin'
           ? ['--dataplane', 'builtin']
-          : ['--dataplane', 'envoy', '--envoy-bin', envoy ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-b-${nextPort}`]),
+          : ['--dataplane', 'envoy', '--envoy-bin', envoy.path ?? 'envoy', '--work-dir', `${lab.workDir}/envoy-b-${nextPort}`]),
       ])
 
     beforeAll(async () => {
