@@ -98,6 +98,11 @@ export class EnvoyDataPlane extends DataPlaneBase {
   readonly #adminPort: number
   readonly #backoff: BackoffOptions
   #material: TlsMaterial | undefined
+  /**
+   * The bootstrap is written, so credentials go to the SDS files from now on. Not the
+   * state: credentials may arrive while start() is still between open() and `listening`.
+   */
+  #opened = false
   #child: ChildProcess | undefined
   #childExited: Promise<void> | undefined
   #restartTimer: NodeJS.Timeout | undefined
@@ -172,13 +177,14 @@ export class EnvoyDataPlane extends DataPlaneBase {
     }
     writeEnvoyFile(this.#bootstrapPath, `${JSON.stringify(bootstrap, null, 2)}\n`, 0o644)
     if (this.#material !== undefined) writeSdsResources(this.#sdsDir, this.#material)
+    this.#opened = true
   }
 
-  /** Before start() only kept; afterwards the SDS files are replaced (by rename) and Envoy reloads them. */
+  /** Before open() only kept; afterwards the SDS files are replaced (by rename) and Envoy reloads them. */
   protected installCredentials(material: TlsMaterial): void {
-    if (this.state !== 'created') {
+    if (this.#opened) {
       writeSdsResources(this.#sdsDir, material)
-      if (this.state !== 'listening') this.log.info({ sdsDir: this.#sdsDir }, 'credentials rotated: SDS files replaced')
+      if (this.state === 'serving' || this.state === 'draining') this.log.info({ sdsDir: this.#sdsDir }, 'credentials rotated: SDS files replaced')
     }
     this.#material = material
   }
@@ -260,9 +266,19 @@ export class EnvoyDataPlane extends DataPlaneBase {
     // manages, and its admin port would make the next daemon's Envoy crash-loop. systemd
     // kills the unit's cgroup anyway; this covers every other way of running the daemon.
     const setpriv = SETPRIV !== undefined && executable(envoyPath)
-    const child = setpriv
-      ? spawn(SETPRIV!, ['--pdeathsig', 'KILL', '--', envoyPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(envoyPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let child: ChildProcess
+    try {
+      child = setpriv
+        ? spawn(SETPRIV!, ['--pdeathsig', 'KILL', '--', envoyPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn(envoyPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    } catch (err) {
+      // Node reports ENOENT and EACCES as an 'error' event but throws others (ENOMEM from
+      // fork, bad arguments). Thrown out of a lifecycle hook or the restart timer, that
+      // would leave `serving` with no process and no retry.
+      this.#live = false
+      this.#onExit(null, null, 0, err as Error)
+      return
+    }
     this.#child = child
     this.log.info({ pid: child.pid, envoyPath, start: this.#starts }, 'envoy spawned')
     this.#pipeLines(child)

@@ -128,6 +128,16 @@ describe('EnvoyDataPlane', () => {
     expect(fake.events('start')[0]!.sds!.every((s) => s.exists)).toBe(true)
   })
 
+  it('credentials given while start() runs are written before Envoy is spawned', async () => {
+    const p = await plane()
+    const starting = p.start()
+    p.setCredentials(MATERIAL) // state created, start() under way
+    await starting
+    expect(p.state).toBe('serving')
+    await until('start record', () => fake.events('start').length === 1)
+    expect(fake.events('start')[0]!.sds!.every((s) => s.exists)).toBe(true)
+  })
+
   it('surfaces each Envoy stderr line through pino with its parsed level', async () => {
     const p = await plane()
     await p.start()
@@ -282,6 +292,20 @@ describe('EnvoyDataPlane', () => {
     expect(p.live).toBe(false)
     const failures = logs('dataplane').filter((r) => r['code'] === 'ENVOY_SPAWN')
     expect(failures.length).toBeGreaterThanOrEqual(2)
+    expect(failures.slice(0, 2).map((r) => r['restartInMs'])).toEqual([40, 80])
+    await p.close()
+    expect(p.state).toBe('closed')
+  })
+
+  it('a spawn that throws (not an error event) is handled like a failed spawn: logged, retried, unhealthy', async () => {
+    // A NUL byte makes spawn() throw synchronously, as ENOMEM or E2BIG from fork/exec do.
+    const p = await plane({ extraArgs: ['bad\0arg'] })
+    p.setCredentials(MATERIAL)
+    await p.start()
+    expect(p.state).toBe('serving')
+    await until('3 spawn attempts', () => p.starts >= 3)
+    await until('unhealthy', () => !p.healthy())
+    const failures = logs('dataplane').filter((r) => r['code'] === 'ENVOY_SPAWN')
     expect(failures.slice(0, 2).map((r) => r['restartInMs'])).toEqual([40, 80])
     await p.close()
     expect(p.state).toBe('closed')
