@@ -184,6 +184,25 @@ describe('close and destroy', () => {
     expect(await connectRefused(address, port)).toBe('ECONNREFUSED')
   })
 
+  it('close before credentials: a held egress connection is kept through the drain and served when credentials arrive', async () => {
+    const { dp } = make(egressSpec({ drainMs: 5000, certificateWaitMs: 5000 }))
+    await dp.start()
+    const { address, port } = dp.addresses().b!
+    const c = connectClient(address, port)
+    c.socket.write('held')
+    await until(() => dp.stats().connectionsActive === 1)
+    const closing = dp.close()
+    expect(dp.state).toBe('draining')
+    dp.setCredentials(pki.material(clientLeaf))
+    await until(() => c.received().toString() === 'held')
+    expect(u.peerCerts.at(-1)?.subjectAltName).toContain('a.mesh')
+    c.socket.end()
+    expect(await c.ended).toBe(true)
+    await closing
+    expect(dp.state).toBe('closed')
+    expect(dp.stats().failures).toEqual({})
+  })
+
   it('close destroys what is still open after drainMs', async () => {
     const { dp } = make(egressSpec({ drainMs: 200 }))
     dp.setCredentials(pki.material(clientLeaf))
