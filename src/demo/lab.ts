@@ -28,6 +28,21 @@ export interface LineProcess {
   kill(signal?: NodeJS.Signals): void
 }
 
+/** Calls `fn` with each complete line of `stream` (UTF-8), without its newline. */
+export function onLines(stream: NodeJS.ReadableStream | null, fn: (line: string) => void): void {
+  let buf = ''
+  stream?.setEncoding('utf8')
+  stream?.on('data', (chunk: string) => {
+    buf += chunk
+    let nl: number
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl)
+      buf = buf.slice(nl + 1)
+      fn(line)
+    }
+  })
+}
+
 /**
  * Collects a child's stdout and stderr line by line. `maxLines` bounds what is kept
  * (long benchmark runs): beyond it the oldest half is dropped.
@@ -36,28 +51,18 @@ export function lineProcess(child: ChildProcess, opts: { maxLines?: number } = {
   const maxLines = opts.maxLines ?? Infinity
   const lines: string[] = []
   const waiters = new Set<{ pred: (l: string) => boolean; resolve: (l: string) => void }>()
-  const feed = (stream: NodeJS.ReadableStream | null): void => {
-    let buf = ''
-    stream?.setEncoding('utf8')
-    stream?.on('data', (chunk: string) => {
-      buf += chunk
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        lines.push(line)
-        if (lines.length > maxLines) lines.splice(0, Math.floor(maxLines / 2))
-        for (const w of waiters) {
-          if (w.pred(line)) {
-            waiters.delete(w)
-            w.resolve(line)
-          }
-        }
+  const feed = (line: string): void => {
+    lines.push(line)
+    if (lines.length > maxLines) lines.splice(0, Math.floor(maxLines / 2))
+    for (const w of waiters) {
+      if (w.pred(line)) {
+        waiters.delete(w)
+        w.resolve(line)
       }
-    })
+    }
   }
-  feed(child.stdout)
-  feed(child.stderr)
+  onLines(child.stdout, feed)
+  onLines(child.stderr, feed)
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)))
   return {
     child,

@@ -4,76 +4,17 @@
 // pending limits; a plaintext app listens on 8080/8081. Clients in `c` open idle
 // connections (from several source addresses) and real TLS connections.
 
-import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { TPROXY_MARK, TPROXY_ROUTE_TABLE } from '../../../src/config/types.js'
 import { requireNetns, createTopology, type Topology } from '../../e2e/netns.js'
 import { createTestPki, writeContrastLayout } from '../../fixtures/pki.js'
-
-const HERE = dirname(fileURLToPath(import.meta.url))
-const NETNS_DIR = join(HERE, '..', 'netns')
-const NODE = process.execPath
-
-const RULESET = `
-table inet pmfl {
-  chain prerouting {
-    type filter hook prerouting priority mangle; policy accept;
-    iifname "lo" accept
-    tcp dport 8081 tproxy to :15007 meta mark set ${TPROXY_MARK} accept
-    meta l4proto tcp tproxy to :15006 meta mark set ${TPROXY_MARK} accept
-  }
-}
-`
-
-const APP = `
-const net = require('node:net')
-for (const port of [8080, 8081]) {
-  net.createServer({ allowHalfOpen: true }, (s) => { s.write('[' + port + ']'); s.pipe(s); s.on('error', () => {}) })
-    .listen({ host: '::', port, ipv6Only: false }, () => console.log('listening ' + port))
-}
-`
+import { NODE, ingressRuleset, installTproxy, netnsScript, startApp, startDataPlane, type DataPlaneProcess, type LineReader } from '../netns/harness.js'
 
 /** Small limits, so a handful of connections floods the listener. */
 const LIMITS = { pendingPerListener: 6, pendingPerSource: 4 }
 const REFUSAL_LOG = { burst: 3, intervalMs: 1500 }
-
-class LineReader {
-  readonly lines: string[] = []
-  constructor(stream: NodeJS.ReadableStream | null) {
-    let buf = ''
-    stream?.setEncoding('utf8')
-    stream?.on('data', (chunk: string) => {
-      buf += chunk
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, nl))
-        buf = buf.slice(nl + 1)
-      }
-    })
-  }
-  json(): Record<string, any>[] {
-    return this.lines.flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Record<string, any>]
-      } catch {
-        return []
-      }
-    })
-  }
-  async next(pred: (obj: Record<string, any>) => boolean, from = 0, timeoutMs = 10_000): Promise<Record<string, any>> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const hit = this.json().slice(from).find(pred)
-      if (hit !== undefined) return hit
-      if (Date.now() > deadline) throw new Error(`no matching line within ${timeoutMs} ms; got: ${this.lines.slice(-10).join(' | ')}`)
-      await new Promise((r) => setTimeout(r, 25))
-    }
-  }
-}
 
 interface Idle {
   readonly source?: string
@@ -98,17 +39,14 @@ const describeNetns = requireNetns()
 describeNetns('built-in data plane under a connection flood, and per-listener TLS sessions', () => {
   let topo: Topology
   let dir: string
-  let child: ChildProcess
-  let out: LineReader
+  let dp: DataPlaneProcess
   let logs: LineReader
   let caFile: string
   let cliDir: string
   const extraSources = ['10.83.0.101', '10.83.0.102', '10.83.0.103']
 
   const command = async (line: string, key: string): Promise<Record<string, any>> => {
-    const from = out.lines.length
-    child.stdin?.write(`${line}\n`)
-    return out.next((o) => key in o, from)
+    return dp.out.next((o) => key in o, dp.command(line))
   }
   let loaded = false
   const load = async (): Promise<void> => {
@@ -117,7 +55,7 @@ describeNetns('built-in data plane under a connection flood, and per-listener TL
   }
   const stats = async (): Promise<Record<string, any>> => (await command('stats', 'stats')).stats
   const idle = async (count: number, holdMs: number, sources: string[] = []): Promise<Idle[]> => {
-    const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'idle-clients.mjs'), topo.node('s').ipv4, '8080', String(count), String(holdMs), ...sources], {
+    const r = await topo.exec('c', NODE, [netnsScript('idle-clients.mjs'), topo.node('s').ipv4, '8080', String(count), String(holdMs), ...sources], {
       timeoutMs: 30_000,
     })
     const parsed = JSON.parse(r.stdout.trim()) as { connections?: Idle[] }
@@ -132,7 +70,7 @@ describeNetns('built-in data plane under a connection flood, and per-listener TL
     }
   }
   const resume = async (first: number, second: number, certDir: string): Promise<{ first: Exchange; second: Exchange }> => {
-    const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'tls-resume-client.mjs'), topo.node('s').ipv4, String(first), String(second), caFile, certDir], {
+    const r = await topo.exec('c', NODE, [netnsScript('tls-resume-client.mjs'), topo.node('s').ipv4, String(first), String(second), caFile, certDir], {
       timeoutMs: 15_000,
     })
     return JSON.parse(r.stdout.trim()) as { first: Exchange; second: Exchange }
@@ -152,34 +90,12 @@ describeNetns('built-in data plane under a connection flood, and per-listener TL
     await writeContrastLayout(srvDir, pki, await pki.issue({ dns: ['s.mesh'], ip: [s.ipv4, s.ipv6] }))
     await writeContrastLayout(cliDir, pki, await pki.issue({ dns: ['c.mesh'] }))
     caFile = join(srvDir, 'mesh-ca.pem')
-    const steps: [string, string[], string?][] = [
-      ['nft', ['-f', '-'], RULESET],
-      ['ip', ['-4', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
-      ['ip', ['-4', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
-    ]
-    for (const [cmd, args, input] of steps) {
-      const r = await topo.exec('s', cmd, args, input === undefined ? {} : { input })
-      if (r.code !== 0) throw new Error(`s: ${cmd} ${args.join(' ')}: ${r.stderr}`)
-    }
-    const app = new LineReader(topo.spawn('s', NODE, ['-e', APP]).stdout)
-    const deadline = Date.now() + 10_000
-    while (app.lines.filter((l) => l.startsWith('listening')).length < 2) {
-      if (Date.now() > deadline) throw new Error('app did not start')
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    await installTproxy(topo, 's', ingressRuleset('pmfl'), ['4'])
+    await startApp(topo, 's')
     // Long handshake and certificate waits: idle connections stay pending for the whole test.
     const options = { timeouts: { handshakeMs: 10_000, certificateWaitMs: 20_000 }, limits: LIMITS, refusalLog: REFUSAL_LOG }
-    child = topo.spawn(
-      's',
-      NODE,
-      ['--import', join(NETNS_DIR, 'ts-register.mjs'), join(NETNS_DIR, 'dataplane-main.ts'), srvDir, '-', JSON.stringify(options)],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
-    )
-    out = new LineReader(child.stdout)
-    logs = new LineReader(child.stderr)
-    await out.next((o) => o.ready === true).catch((err: Error) => {
-      throw new Error(`${err.message}\nstderr: ${logs.lines.slice(-10).join('\n')}`)
-    })
+    dp = await startDataPlane(topo, 's', srvDir, { options })
+    logs = dp.stderr
   })
 
   afterAll(async () => {
@@ -209,7 +125,7 @@ describeNetns('built-in data plane under a connection flood, and per-listener TL
       await new Promise((r) => setTimeout(r, 25))
     }
     // A mesh client from the pod's own address while the listener is full of idle connections.
-    const legit = await topo.exec('c', NODE, [join(NETNS_DIR, 'tls-client.mjs'), topo.node('s').ipv4, '8080', caFile, cliDir, 'legit'], {
+    const legit = await topo.exec('c', NODE, [netnsScript('tls-client.mjs'), topo.node('s').ipv4, '8080', caFile, cliDir, 'legit'], {
       timeoutMs: 15_000,
     })
     expect(JSON.parse(legit.stdout.trim())).toEqual({ secure: true, received: '[8080]legit' })

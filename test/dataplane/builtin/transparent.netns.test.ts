@@ -3,30 +3,14 @@
 // 8081), which runs as its own process from this checkout's sources; a plaintext
 // app listens on 8080/8081. A client in `c` speaks TLS to s:8080 as if the app did.
 
-import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { MESH_SOCKET_MARK, TPROXY_MARK, TPROXY_ROUTE_TABLE } from '../../../src/config/types.js'
+import { MESH_SOCKET_MARK, TPROXY_MARK } from '../../../src/config/types.js'
 import { requireNetns, createTopology, type Topology } from '../../e2e/netns.js'
 import { createTestPki, writeContrastLayout } from '../../fixtures/pki.js'
-
-const HERE = dirname(fileURLToPath(import.meta.url))
-const NETNS_DIR = join(HERE, '..', 'netns')
-const NODE = process.execPath
-
-const RULESET = `
-table inet pmdp {
-  chain prerouting {
-    type filter hook prerouting priority mangle; policy accept;
-    iifname "lo" accept
-    tcp dport 8081 tproxy to :15007 meta mark set ${TPROXY_MARK} accept
-    meta l4proto tcp tproxy to :15006 meta mark set ${TPROXY_MARK} accept
-  }
-}
-`
+import { NODE, ingressRuleset, installTproxy, netnsScript, startApp, startDataPlane, type DataPlaneProcess } from '../netns/harness.js'
 
 // The client pod: its own outbound TCP (not the mesh's, marked ${MESH_SOCKET_MARK}) is
 // routed to lo and handed to the egress capture listener.
@@ -47,100 +31,11 @@ table inet pmdp {
 }
 `
 
-// The workload: plaintext, answers `[port]` then echoes until the client half-closes.
-const APP = `
-const net = require('node:net')
-for (const port of [8080, 8081]) {
-  net.createServer({ allowHalfOpen: true }, (s) => { s.write('[' + port + ']'); s.pipe(s); s.on('error', () => {}) })
-    .listen({ host: '::', port, ipv6Only: false }, () => console.log('listening ' + port))
-}
-`
-
 interface ClientResult {
   readonly secure: boolean
   readonly received: string
   readonly error?: string
   readonly timeout?: boolean
-}
-
-class LineReader {
-  readonly lines: string[] = []
-  #waiters: (() => void)[] = []
-  constructor(stream: NodeJS.ReadableStream | null) {
-    let buf = ''
-    stream?.setEncoding('utf8')
-    stream?.on('data', (chunk: string) => {
-      buf += chunk
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, nl))
-        buf = buf.slice(nl + 1)
-      }
-      for (const w of this.#waiters.splice(0)) w()
-    })
-  }
-  /** The first JSON line at index >= from that satisfies pred. */
-  async next<T>(pred: (obj: Record<string, unknown>) => boolean, from = 0, timeoutMs = 10_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      for (const l of this.lines.slice(from)) {
-        try {
-          const obj = JSON.parse(l) as Record<string, unknown>
-          if (pred(obj)) return obj as T
-        } catch {
-          // not JSON
-        }
-      }
-      if (Date.now() > deadline) throw new Error(`no matching line within ${timeoutMs} ms; got: ${this.lines.join(' | ')}`)
-      await new Promise<void>((r) => {
-        this.#waiters.push(r)
-        setTimeout(r, 100)
-      })
-    }
-  }
-}
-
-interface DataPlaneProcess {
-  command(line: string): number
-  readonly out: LineReader
-  readonly stderr: LineReader
-  stats(): Promise<Record<string, any>>
-}
-
-function startDataPlane(topo: Topology, node: string, tlsDir: string, capture: boolean): DataPlaneProcess {
-  const args = ['--import', join(NETNS_DIR, 'ts-register.mjs'), join(NETNS_DIR, 'dataplane-main.ts'), tlsDir]
-  if (capture) args.push('capture')
-  const child = topo.spawn(node, NODE, args, { stdio: ['pipe', 'pipe', 'pipe'] })
-  const out = new LineReader(child.stdout)
-  const stderr = new LineReader(child.stderr)
-  const command = (line: string): number => {
-    const before = out.lines.length
-    child.stdin?.write(`${line}\n`)
-    return before
-  }
-  return {
-    command,
-    out,
-    stderr,
-    async stats() {
-      const before = command('stats')
-      return (await out.next<{ stats: Record<string, any> }>((o) => 'stats' in o, before)).stats
-    },
-  }
-}
-
-async function setUp(topo: Topology, node: string, ruleset: string): Promise<void> {
-  const steps: [string, string[], string?][] = [
-    ['nft', ['-f', '-'], ruleset],
-    ['ip', ['-4', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
-    ['ip', ['-4', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
-    ['ip', ['-6', 'rule', 'add', 'fwmark', String(TPROXY_MARK), 'lookup', String(TPROXY_ROUTE_TABLE)]],
-    ['ip', ['-6', 'route', 'add', 'local', '::/0', 'dev', 'lo', 'table', String(TPROXY_ROUTE_TABLE)]],
-  ]
-  for (const [cmd, args, input] of steps) {
-    const r = await topo.exec(node, cmd, args, input === undefined ? {} : { input })
-    if (r.code !== 0) throw new Error(`${node}: ${cmd} ${args.join(' ')}: ${r.stderr}`)
-  }
 }
 
 const describeNetns = requireNetns()
@@ -154,7 +49,7 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
   let strangerDir: string
 
   const client = async (host: string, port: number, certDir: string, payload: string): Promise<ClientResult> => {
-    const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'tls-client.mjs'), host, String(port), caFile, certDir, payload], { timeoutMs: 15_000 })
+    const r = await topo.exec('c', NODE, [netnsScript('tls-client.mjs'), host, String(port), caFile, certDir, payload], { timeoutMs: 15_000 })
     if (r.code !== 0) throw new Error(`client failed (${r.code}): ${r.stderr}`)
     return JSON.parse(r.stdout.trim()) as ClientResult
   }
@@ -173,20 +68,10 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
     await writeContrastLayout(strangerDir, stranger, await stranger.issue({ dns: ['c.mesh'] }))
     caFile = join(srvDir, 'mesh-ca.pem')
 
-    await setUp(topo, 's', RULESET)
+    await installTproxy(topo, 's', ingressRuleset('pmdp'))
 
-    const app = topo.spawn('s', NODE, ['-e', APP])
-    const appOut = new LineReader(app.stdout)
-    const deadline = Date.now() + 10_000
-    while (appOut.lines.filter((l) => l.startsWith('listening')).length < 2) {
-      if (Date.now() > deadline) throw new Error('app did not start')
-      await new Promise((r) => setTimeout(r, 50))
-    }
-
-    server = startDataPlane(topo, 's', srvDir, false)
-    await server.out.next((o) => o.ready === true).catch((err: Error) => {
-      throw new Error(`${err.message}\nstderr: ${server.stderr.lines.slice(-10).join('\n')}`)
-    })
+    await startApp(topo, 's')
+    server = await startDataPlane(topo, 's', srvDir)
   })
 
   afterAll(async () => {
@@ -237,7 +122,7 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
   })
 
   it('closes a connection that never completes a handshake after handshakeMs', async () => {
-    const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'tcp-client.mjs'), topo.node('s').ipv4, '8080', '-'], { timeoutMs: 15_000 })
+    const r = await topo.exec('c', NODE, [netnsScript('tcp-client.mjs'), topo.node('s').ipv4, '8080', '-'], { timeoutMs: 15_000 })
     const result = JSON.parse(r.stdout.trim()) as { received: string; afterMs: number; timeout?: boolean }
     expect(result.received).toBe('')
     expect(result.timeout).toBeUndefined()
@@ -254,9 +139,8 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
   })
 
   it('captures the client pod\'s plaintext egress and carries it over mTLS to the server pod (IPv4 and IPv6)', async () => {
-    await setUp(topo, 'c', CAPTURE_RULESET)
-    const capture = startDataPlane(topo, 'c', cliDir, true)
-    await capture.out.next((o) => o.ready === true)
+    await installTproxy(topo, 'c', CAPTURE_RULESET)
+    const capture = await startDataPlane(topo, 'c', cliDir, { capture: true })
     await capture.out.next((o) => o.loaded === true, capture.command('load'))
     const serverBefore = await server.stats()
     const s = topo.node('s')
@@ -264,7 +148,7 @@ describeNetns('built-in data plane, transparent ingress in a network namespace',
       [s.ipv4, 'plain4'],
       [s.ipv6, 'plain6'],
     ] as const) {
-      const r = await topo.exec('c', NODE, [join(NETNS_DIR, 'tcp-client.mjs'), host, '8080', payload], { timeoutMs: 15_000 })
+      const r = await topo.exec('c', NODE, [netnsScript('tcp-client.mjs'), host, '8080', payload], { timeoutMs: 15_000 })
       expect(JSON.parse(r.stdout.trim())).toEqual({ received: `[8080]${payload}` })
     }
     const st = await capture.stats()
