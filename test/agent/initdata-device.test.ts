@@ -4,28 +4,9 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { describe, it, expect } from 'vitest'
 import { findInitdataBlockDevice, readInitdataBlockDevice } from '../../src/agent/initdata-device.js'
+import { INITDATA_DOC as DOC, initdataBlock as block } from '../fixtures/initdata.js'
 import { thrown } from '../support.js'
 
-const DOC = `version = "0.1.0"
-algorithm = "sha384"
-
-[data]
-"aa.toml" = '''
-[token_configs]
-'''
-"podvm-mesh.toml" = '''
-[coordinator]
-address = "coordinator:1313"
-identity = "${'ab'.repeat(32)}"
-'''
-`
-
-/** The block form built by hand, independent of encodeInitdataBlock. */
-function block(body: Uint8Array, announced = body.length): Buffer {
-  const len = Buffer.alloc(8)
-  len.writeBigUInt64LE(BigInt(announced))
-  return Buffer.concat([Buffer.from('initdata', 'latin1'), len, body])
-}
 
 describe('readInitdataBlockDevice', () => {
   it('readInitdataBlockDevice reads a device image', () => {

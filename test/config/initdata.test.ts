@@ -18,28 +18,9 @@ import {
   parseInitdataToml,
   renderInitdataToml,
 } from '../../src/config/index.js'
+import { INITDATA_DOC as DOC, initdataBlock as block } from '../fixtures/initdata.js'
 import { thrown } from '../support.js'
 
-const DOC = `version = "0.1.0"
-algorithm = "sha384"
-
-[data]
-"aa.toml" = '''
-[token_configs]
-'''
-"podvm-mesh.toml" = '''
-[coordinator]
-address = "coordinator:1313"
-identity = "${'ab'.repeat(32)}"
-'''
-`
-
-/** The block form built by hand, independent of encodeInitdataBlock. */
-function block(body: Uint8Array, announced = body.length): Buffer {
-  const len = Buffer.alloc(8)
-  len.writeBigUInt64LE(BigInt(announced))
-  return Buffer.concat([Buffer.from('initdata', 'latin1'), len, body])
-}
 
 describe('parseInitdataToml', () => {
   it('reads version, algorithm and every [data] entry, and keeps the exact bytes', () => {
