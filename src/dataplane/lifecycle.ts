@@ -160,14 +160,24 @@ export abstract class DataPlaneBase implements DataPlane, AsyncDisposable {
     }
     this.#state = to
     this.log.info({ from: prev, to }, `${prev} -> ${to}`)
-    if (to === 'serving') this.serve()
-    if (to === 'closed') this.teardown()
+    // Reported before the hook runs, so a hook that throws cannot hide the change.
     if (this.#observers.size > 0) {
       const observers = [...this.#observers]
       queueMicrotask(() => {
         for (const fn of observers) fn(prev, to)
       })
     }
+    if (to === 'serving') {
+      try {
+        this.serve()
+      } catch (err) {
+        // `serving` with nothing serving would wait for whenLive() forever: fail closed.
+        this.log.error({ err }, 'could not start serving; closing')
+        this.#transition('closed')
+        throw err
+      }
+    }
+    if (to === 'closed') this.teardown()
   }
 
   // ---- what an implementation supplies ------------------------------------------
@@ -182,7 +192,7 @@ export abstract class DataPlaneBase implements DataPlane, AsyncDisposable {
    * nothing. Connections already established keep the credentials they started with.
    */
   protected abstract installCredentials(material: TlsMaterial, info: TlsMaterialInfo): void
-  /** Entering serving: credentials are installed and the listeners are open. */
+  /** Entering serving: credentials are installed and the listeners are open. A throw closes the data plane. */
   protected abstract serve(): void
   /** In draining: stop inbound accepts, wait for the connections or `drainMs`, whichever is first. */
   protected abstract drain(drainMs: number): Promise<void>

@@ -15,6 +15,7 @@ class Recording extends DataPlaneBase {
   openError: Error | undefined
   drainGate: Promise<void> = Promise.resolve()
   drainMs: number | undefined
+  serveError: Error | undefined
 
   get live(): boolean {
     return this.state === 'serving'
@@ -32,6 +33,7 @@ class Recording extends DataPlaneBase {
   }
   protected serve(): void {
     this.calls.push('serve')
+    if (this.serveError !== undefined) throw this.serveError
   }
   protected async drain(drainMs: number): Promise<void> {
     this.calls.push('drain')
@@ -101,6 +103,24 @@ describe('DataPlaneBase', () => {
     expect(dp.state).toBe('listening')
     await Promise.resolve()
     expect(states).toEqual(['created->listening'])
+  })
+
+  it('a serve() that throws leaves no half-served state: closed, torn down, reported, and the caller gets the error', async () => {
+    const { dp, material, states } = await setup()
+    dp.serveError = new Error('cannot serve')
+    dp.setCredentials(material)
+    expect((await rejected(dp.start())).message).toBe('cannot serve')
+    expect(dp.state).toBe('closed')
+    await Promise.resolve()
+    expect(dp.calls).toEqual(['credentials in created', 'open', 'serve', 'teardown'])
+    expect(states).toEqual(['created->listening', 'listening->serving', 'serving->closed'])
+
+    const late = await setup()
+    late.dp.serveError = new Error('cannot serve')
+    await late.dp.start()
+    expect(thrown(() => late.dp.setCredentials(late.material)).message).toBe('cannot serve')
+    expect(late.dp.state).toBe('closed')
+    expect(late.dp.calls).toEqual(['open', 'credentials in listening', 'serve', 'teardown'])
   })
 
   it('refuses a second start(), and start() or credentials after close, with one error shape', async () => {
