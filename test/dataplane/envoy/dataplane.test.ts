@@ -269,6 +269,38 @@ describe('EnvoyDataPlane', () => {
     expect(fake.records()).toEqual([])
   })
 
+  it('during a drain: rotation reaches the SDS files; destroy() kills Envoy at once, close() resolves, nothing restarts', async () => {
+    // A drain far longer than the test may take: only destroy() can end it in time.
+    const p = new EnvoyDataPlane(deriveSpec(CONFIG, { ...TIMEOUTS, drainMs: 600_000 }), {
+      log: pino({ level: 'trace' }, sink),
+      workDir: join(dir, 'work'),
+      adminPort: await freePort(),
+      envoyPath: fake.path,
+      backoff: { initialMs: 40, maxMs: 160, resetAfterMs: 60_000 },
+      killGraceMs: 600_000,
+      statsIntervalMs: 20,
+    })
+    planes.push(p)
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('start', () => fake.events('start').length === 1)
+    await sleep(150)
+    const pid = p.pid!
+    const closing = p.close()
+    await until('drain asked', () => fake.events('drain').length === 1)
+    p.setCredentials(GEN2)
+    const cert = JSON.parse(readFileSync(join(dir, 'work', 'sds', SDS_FILES.certificate), 'utf8')).resources[0].tls_certificate
+    expect(cert.certificate_chain.inline_string).toBe(GEN2.certChain)
+    expect(alive(pid)).toBe(true)
+    p.destroy()
+    expect(p.state).toBe('closed')
+    await closing
+    expect(alive(pid)).toBe(false)
+    expect(fake.events('sigterm')).toEqual([])
+    await sleep(200)
+    expect(fake.events('start')).toHaveLength(1)
+  })
+
   it('destroy() kills Envoy at once', async () => {
     const p = await plane()
     await p.start()
