@@ -7,7 +7,6 @@ import { findInitdataBlockDevice, readInitdataBlockDevice } from '../../src/agen
 import { INITDATA_DOC as DOC, initdataBlock as block } from '../fixtures/initdata.js'
 import { thrown } from '../support.js'
 
-
 describe('readInitdataBlockDevice', () => {
   it('readInitdataBlockDevice reads a device image', () => {
     const dir = mkdtempSync(join(tmpdir(), 'initdata-'))

@@ -21,7 +21,6 @@ import {
 import { INITDATA_DOC as DOC, initdataBlock as block } from '../fixtures/initdata.js'
 import { thrown } from '../support.js'
 
-
 describe('parseInitdataToml', () => {
   it('reads version, algorithm and every [data] entry, and keeps the exact bytes', () => {
     const doc = parseInitdataToml(DOC)
