@@ -89,13 +89,24 @@ for (const plane of planes) {
     let b: { ipv4: string; ipv6: string; ns: string }
     let appWild: EchoApp
 
-    /** Sends a fresh marker from `from`; answers whether any app saw it. */
+    // Whether B's app may see an (empty) connection for a client that never authenticated.
+    // The builtin data plane connects to the app only after the handshake. Envoy's
+    // tcp_proxy connects on accept (upstream_connect_mode IMMEDIATE, its default); no byte
+    // passes, but the app accepts a connection per attempt. A known gap; the fix
+    // is ON_DOWNSTREAM_TLS_HANDSHAKE on the ingress chains (with it, 0 here for Envoy too).
+    const acceptsBeforeAuth = plane.kind === 'envoy'
+    /**
+     * Sends a fresh marker from `from`; answers whether any app saw it, and how many
+     * connections B's app accepted meanwhile (nothing else talks to it during a probe).
+     */
     const reaches = async (from: string, opts: Omit<ProbeOptions, 'marker'>, tag: string) => {
       const m = marker(tag)
+      const acceptsB = (): number => appB.events().filter((e) => e.event === 'accept').length
+      const before = acceptsB()
       const result = await lab.probe(from, { timeoutMs: 2_500, ...opts, marker: m })
       // The app logs what it received as it arrives; give the log a moment to catch up.
       await new Promise((r) => setTimeout(r, 150))
-      return { result, reached: appB.sawMarker(m) || appC.sawMarker(m) }
+      return { result, reached: appB.sawMarker(m) || appC.sawMarker(m), acceptedByB: acceptsB() - before }
     }
 
     const dataplaneArgs = (node: string): string[] =>
@@ -163,22 +174,25 @@ for (const plane of planes) {
       ['IPv4', 'ipv4'],
       ['IPv6', 'ipv6'],
     ] as const)('C -> B:8080 in plaintext never reaches the app (%s)', async (_label, family) => {
-      const { result, reached } = await reaches('c', { host: b[family], port: APP_PORTS.mtls }, 'C-PLAIN')
+      const { result, reached, acceptedByB } = await reaches('c', { host: b[family], port: APP_PORTS.mtls }, 'C-PLAIN')
       expect(reached).toBe(false)
       expect(result.echoed).toBe(false)
+      expect(acceptedByB).toBe(acceptsBeforeAuth ? 1 : 0)
     })
 
     it('C -> B:8080 with TLS but no client certificate is rejected', async () => {
-      const { result, reached } = await reaches('c', { host: b.ipv4, port: APP_PORTS.mtls, tls: {} }, 'C-NOCERT')
+      const { result, reached, acceptedByB } = await reaches('c', { host: b.ipv4, port: APP_PORTS.mtls, tls: {} }, 'C-NOCERT')
       expect(reached).toBe(false)
       expect(result.echoed).toBe(false)
+      expect(acceptedByB).toBe(acceptsBeforeAuth ? 1 : 0)
     })
 
     it('C -> B:8080 with a client certificate from another CA is rejected', async () => {
       const tls = { cert: lab.pki.foreign.cert, key: lab.pki.foreign.key }
-      const { result, reached } = await reaches('c', { host: b.ipv4, port: APP_PORTS.mtls, tls }, 'C-FOREIGN')
+      const { result, reached, acceptedByB } = await reaches('c', { host: b.ipv4, port: APP_PORTS.mtls, tls }, 'C-FOREIGN')
       expect(reached).toBe(false)
       expect(result.echoed).toBe(false)
+      expect(acceptedByB).toBe(acceptsBeforeAuth ? 1 : 0)
     })
 
     it.each([
