@@ -30,7 +30,10 @@ export const MAX_OUTSTANDING_NONCES = 10_000
 /**
  * Challenge needs no credentials, so without a share per client one of them could hold
  * every nonce and keep all pods from being admitted. A pod asks for one challenge per
- * attempt, with backoff between attempts; a nonce counts until it expires, used or not.
+ * attempt, with backoff between attempts. A nonce counts until it expires, also when a
+ * failed attempt used it (else asking and failing at once would be a loop without a
+ * bound on our evidence requests); one that got a certificate stops counting, so pods
+ * behind one address (a NAT) are held back only by failures.
  */
 export const MAX_OUTSTANDING_PER_PEER = 64
 export const NONCE_BYTES = 32
@@ -65,6 +68,8 @@ interface NonceEntry {
   /** The client's address (peerAddress), or the gRPC peer string when it has none. */
   readonly peer: string
   consumed: boolean
+  /** Still counted in #perPeer. */
+  counted: boolean
 }
 
 export class MeshApi {
@@ -92,10 +97,16 @@ export class MeshApi {
     for (const [k, v] of this.#nonces) {
       if (v.expiresAt > now) continue
       this.#nonces.delete(k)
-      const left = (this.#perPeer.get(v.peer) ?? 1) - 1
-      if (left > 0) this.#perPeer.set(v.peer, left)
-      else this.#perPeer.delete(v.peer)
+      this.#uncount(v)
     }
+  }
+
+  #uncount(entry: NonceEntry): void {
+    if (!entry.counted) return
+    entry.counted = false
+    const left = (this.#perPeer.get(entry.peer) ?? 1) - 1
+    if (left > 0) this.#perPeer.set(entry.peer, left)
+    else this.#perPeer.delete(entry.peer)
   }
 
   /** `peer`: the gRPC peer (`ipv4:1.2.3.4:5`); its address is the unit of the per-client share. */
@@ -132,19 +143,20 @@ export class MeshApi {
     }
     const nonce = randomBytes(NONCE_BYTES)
     const expiresAt = now + (this.#o.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS)
-    this.#nonces.set(nonce.toString('hex'), { expiresAt, peer: client, consumed: false })
+    this.#nonces.set(nonce.toString('hex'), { expiresAt, peer: client, consumed: false, counted: true })
     this.#perPeer.set(client, (this.#perPeer.get(client) ?? 0) + 1)
     return { Nonce: nonce, NonceExpiresUnixMs: expiresAt, Evidence: evidenceToWire(evidence), RootCACert: Buffer.from(this.ca.root.certificatePem) }
   }
 
   /** Marks the nonce used, whatever happens next: a nonce is good for one attempt. */
-  #consumeNonce(nonce: Uint8Array, now: number): void {
+  #consumeNonce(nonce: Uint8Array, now: number): NonceEntry {
     const key = Buffer.from(nonce).toString('hex')
     const entry = this.#nonces.get(key)
     if (entry === undefined) throw new CoordinatorError('COORDINATOR_NONCE_UNKNOWN', 'nonce was not issued by this coordinator (or it restarted)', { nonce: key })
     if (entry.consumed) throw new CoordinatorError('COORDINATOR_NONCE_REPLAYED', `nonce ${key} was already used`, { nonce: key })
     entry.consumed = true
     if (entry.expiresAt <= now) throw new CoordinatorError('COORDINATOR_NONCE_EXPIRED', `nonce expired at ${new Date(entry.expiresAt).toISOString()}`, { nonce: key, expiresAt: entry.expiresAt })
+    return entry
   }
 
   async newMeshCert(req: NewMeshCertRequest, peer: string | undefined): Promise<NewMeshCertResponse> {
@@ -155,7 +167,7 @@ export class MeshApi {
     }
     const { publicKey, curve, der } = await importLeafKey(req.PublicKey)
     const evidence = wireToEvidence(req.Evidence)
-    this.#consumeNonce(nonce, now)
+    const spent = this.#consumeNonce(nonce, now)
     // Challenge hands anyone our own evidence over SHA-512(our TLS key ‖ their nonce);
     // with their nonce set to a server nonce it would pass the binding check below.
     // Our key never gets a mesh certificate, so that evidence is worth nothing here.
@@ -188,6 +200,7 @@ export class MeshApi {
     const sans = [...found.policy.sans]
     if (peerIp !== undefined && !sans.includes(peerIp)) sans.push(peerIp)
     const issued = await this.ca.issue({ publicKey, sans, now, lifetimeMs: this.#o.leafLifetimeMs })
+    this.#uncount(spent)
     this.#log.info(
       { policyHash: found.key, tee: checked.tee, curve, sans, generation: issued.generation, notAfter: issued.notAfter.toISOString(), peer: { address: peer } },
       'mesh certificate issued',

@@ -115,6 +115,25 @@ describe('MeshApi: Challenge needs no credentials, so one client must not use up
     }
   })
 
+  it('pods behind one address (a NAT) are held back by failures only: an issued certificate frees its share', async () => {
+    const g = await fixture({ maxOutstandingPerPeer: 2 })
+    const nat = 'ipv4:10.82.0.1:1'
+    const attempt = async (host: string) => {
+      const ch = await g.api.challenge({ ClientNonce: randomBytes(32) }, nat)
+      const key = await podKey()
+      const ev = await (await simulated(host, g.clock.now)).getEvidence(bindReportData(key, ch.Nonce))
+      return g.api.newMeshCert({ Nonce: ch.Nonce, PublicKey: key, Evidence: evidenceToWire(ev) }, nat)
+    }
+    try {
+      for (let i = 0; i < 5; i++) expect((await attempt(HOST_A)).CertChain.length).toBeGreaterThan(0)
+      expect(await rejected(attempt(HOST_UNKNOWN))).toMatchObject({ code: 'COORDINATOR_POLICY_NOT_FOUND' })
+      expect(await rejected(attempt(HOST_UNKNOWN))).toMatchObject({ code: 'COORDINATOR_POLICY_NOT_FOUND' })
+      expect(await rejected(attempt(HOST_A))).toMatchObject({ code: 'COORDINATOR_BUSY', details: { peer: '10.82.0.1', outstanding: 2 } })
+    } finally {
+      await removeState(g.dir)
+    }
+  })
+
   it('the total stays bounded too: distinct clients beyond it are refused', async () => {
     const g = await fixture({ maxOutstandingNonces: 20, maxOutstandingPerPeer: 8 })
     try {
