@@ -16,4 +16,4 @@ export {
   type StateSealer,
 } from './state-sealing.js'
 export { MeshApi, manifestHashOf, manifestUpdateMessage, peerAddress, DEFAULT_NONCE_TTL_MS, NONCE_BYTES, type MeshApiOptions } from './mesh-api.js'
-export { startCoordinator, MESH_API_PORT, type CoordinatorOptions, type RunningCoordinator } from './server.js'
+export { startCoordinator, MAX_REQUEST_BYTES, MAX_STREAMS_PER_CONNECTION, MESH_API_PORT, type CoordinatorOptions, type RunningCoordinator } from './server.js'

@@ -19,6 +19,16 @@ import { chooseSealer, type StateSealer } from './state-sealing.js'
 /** Contrast's mesh API port. */
 export const MESH_API_PORT = 7777
 
+/**
+ * Bounds on what an unauthenticated client can make the coordinator hold: the mesh API
+ * answers before anyone is authenticated, and gRPC buffers a request whole before the
+ * handler runs. The largest honest request is SetManifest (the manifest's text, signed);
+ * NewMeshCert carries a key and evidence (SNP report and certificates, or a TDX quote
+ * with its PCK chain: under 16 KiB). A pod makes one call at a time.
+ */
+export const MAX_REQUEST_BYTES = 256 * 1024
+export const MAX_STREAMS_PER_CONNECTION = 8
+
 const STATUS: Record<CoordinatorCode | MeshApiCode, grpc.status> = {
   COORDINATOR_MANIFEST_INVALID: grpc.status.INVALID_ARGUMENT,
   COORDINATOR_STATE_INVALID: grpc.status.INTERNAL,
@@ -156,7 +166,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     rotationDelayMs: opts.rotationDelayMs,
     nonceTtlMs: opts.nonceTtlMs,
   })
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 1 << 20 })
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+    'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION,
+  })
   server.addService(meshApiService() as unknown as grpc.ServiceDefinition, {
     NewMeshCert: unary(log, 'NewMeshCert', (req, peer) => api.newMeshCert(req as never, peer)),
     Challenge: unary(log, 'Challenge', (req, peer) => api.challenge(req as never, peer)),

@@ -1,9 +1,11 @@
 import { randomBytes, X509Certificate } from 'node:crypto'
+import { once } from 'node:events'
+import http2 from 'node:http2'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bindReportData } from '../../src/attestation/index.js'
-import { parseManifest, STATE_FILE } from '../../src/coordinator/index.js'
+import { MAX_REQUEST_BYTES, MAX_STREAMS_PER_CONNECTION, parseManifest, STATE_FILE } from '../../src/coordinator/index.js'
 import { connectMeshApi, evidenceToWire } from '../../src/meshapi/index.js'
 import { generateKeyPair } from '../../src/pki/index.js'
 import { rejected } from '../support.js'
@@ -26,6 +28,43 @@ describe('the coordinator over gRPC', () => {
     const ev = await (await simulated(HOST_A)).getEvidence(bindReportData(spki, ch.Nonce))
     return { Nonce: ch.Nonce, PublicKey: spki, Evidence: evidenceToWire(ev) }
   }
+
+  // The mesh API answers before anyone is authenticated. Measured before the bounds: one
+  // TLS connection with 500 streams, each announcing a 1,000,000-byte message and
+  // sending ~980 KB of it, grew the coordinator from 85 MB to 648 MB, kept indefinitely.
+  it('one connection holds at most a few requests in flight, each small; an oversized one is refused at once', async () => {
+    const session = http2.connect(`https://${coord.address}`, { rejectUnauthorized: false, servername: 'coordinator' })
+    session.on('error', () => {})
+    try {
+      await once(session, 'remoteSettings')
+      expect(session.remoteSettings.maxConcurrentStreams).toBe(MAX_STREAMS_PER_CONNECTION)
+      expect(MAX_STREAMS_PER_CONNECTION * MAX_REQUEST_BYTES).toBeLessThanOrEqual(4 << 20)
+      // A request whose length prefix announces more than the bound: RESOURCE_EXHAUSTED
+      // without waiting for its bytes.
+      const st = session.request({ ':method': 'POST', ':path': '/meshapi.MeshAPI/Challenge', 'content-type': 'application/grpc', te: 'trailers' })
+      st.on('error', () => {})
+      const prefix = Buffer.alloc(5)
+      prefix.writeUInt32BE(MAX_REQUEST_BYTES + 1, 1)
+      st.write(prefix)
+      const status = await Promise.race([
+        new Promise<string>((resolve) => {
+          st.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])))
+          st.on('trailers', (h) => resolve(String(h['grpc-status'])))
+        }),
+        new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 3 s'), 3_000)),
+      ])
+      expect(status).toBe(String(8)) // RESOURCE_EXHAUSTED
+    } finally {
+      session.destroy()
+    }
+    // Meanwhile an honest pod is served.
+    const conn = await connectMeshApi(coord.address)
+    try {
+      expect((await conn.challenge({ ClientNonce: randomBytes(32) })).Nonce).toHaveLength(32)
+    } finally {
+      conn.close()
+    }
+  })
 
   it('serves TLS with a certificate from its root, and the root in Challenge is that root', async () => {
     const conn = await connectMeshApi(coord.address)
