@@ -255,16 +255,24 @@ function circuitBreakers(ctx: RenderContext): Json {
   return { thresholds: [{ priority: 'DEFAULT', max_connections: n, max_pending_requests: n, max_requests: n }] }
 }
 
-function tcpProxy(statPrefix: string, cluster: string, ctx: RenderContext): Json {
-  return {
-    name: 'envoy.filters.network.tcp_proxy',
-    typed_config: {
-      '@type': TYPE_URLS.tcpProxy,
-      stat_prefix: statPrefix,
-      cluster,
-      idle_timeout: ctx.idleTimeout,
-    },
+/**
+ * `afterHandshake`: connect upstream only once the downstream TLS handshake is done
+ * (client certificate verified). Envoy's default connects on accept, so the app would
+ * see an (empty) connection for every attempt, an outsider's too. No early data is
+ * buffered meanwhile: nothing is read before the handshake anyway.
+ */
+function tcpProxy(statPrefix: string, cluster: string, ctx: RenderContext, opts: { readonly afterHandshake?: boolean } = {}): Json {
+  const typed: Json = {
+    '@type': TYPE_URLS.tcpProxy,
+    stat_prefix: statPrefix,
+    cluster,
+    idle_timeout: ctx.idleTimeout,
   }
+  if (opts.afterHandshake === true) {
+    typed['upstream_connect_mode'] = 'ON_DOWNSTREAM_TLS_HANDSHAKE'
+    typed['max_early_data_bytes'] = 0
+  }
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: typed }
 }
 
 function originalDstFilter(): Json {
@@ -316,7 +324,7 @@ function ingressListener(l: IngressListenerSpec, ctx: RenderContext): Json {
       ...loopGuardChains(l.name, guardPorts(l), ctx),
       {
         name: `${l.name}-tls`,
-        filters: [tcpProxy(l.name, CLUSTERS.ingress, ctx)],
+        filters: [tcpProxy(l.name, CLUSTERS.ingress, ctx, { afterHandshake: true })],
         transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls },
         transport_socket_connect_timeout: duration(ctx.timeouts.handshakeMs),
       },

@@ -82,6 +82,11 @@ describe('schema validator', () => {
       { path: `${TLS_PATH}.common_tls_context.tls_params.tls_maximum_protocol_version`, reason: 'UNKNOWN_ENUM' },
     ],
     [
+      'bad enum value in a field newer than the vendored protos (tcp_proxy upstream_connect_mode)',
+      (b) => (ingressTcpProxy(b).upstream_connect_mode = 'ON_HANDSHAKE'),
+      { path: `${TCP_PATH}.upstream_connect_mode`, reason: 'UNKNOWN_ENUM' },
+    ],
+    [
       'undefined enum number',
       (b) => (b.static_resources.clusters[0].lb_policy = 99),
       { path: '$.static_resources.clusters[0].lb_policy', reason: 'UNKNOWN_ENUM' },

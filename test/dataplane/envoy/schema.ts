@@ -82,9 +82,32 @@ function loadPackage(pkg: string): void {
       .map((f) => `${rel}/${f}`)
     if (files.length > 0) {
       getRoot().loadSync(files, { keepCase: true })
+      addNewerFields(pkg)
       getRoot().resolveAll()
     }
     return
+  }
+}
+
+/**
+ * Fields the pinned Envoy (1.40) has and the vendored protos predate. Numbers, types and
+ * enum values as Envoy 1.40's own descriptors give them (read from the binary); PGV rules
+ * of these fields are not checked.
+ */
+function addNewerFields(pkg: string): void {
+  if (pkg !== 'envoy.extensions.filters.network.tcp_proxy.v3') return
+  const ns = getRoot().lookup(pkg)
+  if (!(ns instanceof protobuf.Namespace)) return
+  const tcpProxy = ns.lookupType('TcpProxy')
+  if (tcpProxy.fields['upstream_connect_mode'] !== undefined) return
+  ns.add(new protobuf.Enum('UpstreamConnectMode', { IMMEDIATE: 0, ON_DOWNSTREAM_DATA: 1, ON_DOWNSTREAM_TLS_HANDSHAKE: 2 }))
+  for (const field of [
+    new protobuf.Field('upstream_connect_mode', 21, 'UpstreamConnectMode'),
+    new protobuf.Field('max_early_data_bytes', 22, 'google.protobuf.UInt32Value'),
+  ]) {
+    tcpProxy.add(field)
+    // resolveAll() skips what it resolved before: resolve the newcomers here.
+    field.resolve()
   }
 }
 
