@@ -28,6 +28,14 @@ export const MESH_API_PORT = 7777
  */
 export const MAX_REQUEST_BYTES = 256 * 1024
 export const MAX_STREAMS_PER_CONNECTION = 8
+/**
+ * How long one connection may live (then GOAWAY; calls in flight get the grace, then
+ * it is closed), so a request that never finishes holds its buffer for a bounded time.
+ * A pod's attestation (Challenge, its own evidence, NewMeshCert) takes seconds, and
+ * gRPC clients reconnect on GOAWAY by themselves.
+ */
+export const MAX_CONNECTION_AGE_MS = 60_000
+export const CONNECTION_AGE_GRACE_MS = 10_000
 
 const STATUS: Record<CoordinatorCode | MeshApiCode, grpc.status> = {
   COORDINATOR_MANIFEST_INVALID: grpc.status.INVALID_ARGUMENT,
@@ -70,6 +78,9 @@ export interface CoordinatorOptions {
   readonly leafLifetimeMs?: number
   readonly rotationDelayMs?: number
   readonly nonceTtlMs?: number
+  /** Default MAX_CONNECTION_AGE_MS and CONNECTION_AGE_GRACE_MS. */
+  readonly connectionAgeMs?: number
+  readonly connectionAgeGraceMs?: number
 }
 
 export interface RunningCoordinator extends AsyncDisposable {
@@ -169,6 +180,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
     'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION,
+    'grpc.max_connection_age_ms': opts.connectionAgeMs ?? MAX_CONNECTION_AGE_MS,
+    'grpc.max_connection_age_grace_ms': opts.connectionAgeGraceMs ?? CONNECTION_AGE_GRACE_MS,
   })
   server.addService(meshApiService() as unknown as grpc.ServiceDefinition, {
     NewMeshCert: unary(log, 'NewMeshCert', (req, peer) => api.newMeshCert(req as never, peer)),

@@ -66,6 +66,26 @@ describe('the coordinator over gRPC', () => {
     }
   })
 
+  it('a connection that keeps a request unfinished is closed after its maximum age and grace', async () => {
+    const short = await startTestCoordinator({ connectionAgeMs: 300, connectionAgeGraceMs: 300 })
+    const session = http2.connect(`https://${short.address}`, { rejectUnauthorized: false, servername: 'coordinator' })
+    session.on('error', () => {})
+    try {
+      await once(session, 'remoteSettings')
+      const st = session.request({ ':method': 'POST', ':path': '/meshapi.MeshAPI/Challenge', 'content-type': 'application/grpc', te: 'trailers' })
+      st.on('error', () => {})
+      const prefix = Buffer.alloc(5)
+      prefix.writeUInt32BE(1000, 1)
+      st.write(Buffer.concat([prefix, Buffer.alloc(500)])) // half of the announced message, never the rest
+      const closed = await Promise.race([once(session, 'close').then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 3 s'), 3_000))])
+      expect(closed).toBe('closed')
+    } finally {
+      session.destroy()
+      await short.close()
+      await removeState(short.stateDir)
+    }
+  })
+
   it('serves TLS with a certificate from its root, and the root in Challenge is that root', async () => {
     const conn = await connectMeshApi(coord.address)
     try {
