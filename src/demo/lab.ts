@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPair, writeTlsDir, type Curve } from '../pki/index.js'
-import { createAuthority, createMeshAuthority, issueLeaf, type Authority } from '../pki/issuing.js'
+import { createAuthority, createMeshAuthority, issueLeaf, type Authority, type RawExtension } from '../pki/issuing.js'
 import type { EchoEvent, EchoServerOptions } from './echo-server.js'
 import type { ProbeOptions, ProbeResult } from './probe.js'
 import { buildLabRootfs, runContainer, writeBundle, writeLabHook } from './container.js'
@@ -152,6 +152,8 @@ export interface LabPkiOptions {
   readonly rootName?: string
   readonly meshCaName?: string
   readonly leafLifetimeMs?: number
+  /** Added to every leaf, after the profile's own extensions. */
+  readonly leafExtensions?: readonly RawExtension[]
 }
 
 export class MeshLab {
@@ -307,7 +309,7 @@ async function createLabPki(workDir: string, opts: LabPkiOptions): Promise<LabPk
     foreign: { cert: join(foreignDir, 'certChain.pem'), key: join(foreignDir, 'key.pem'), ca: join(foreignDir, 'mesh-ca.pem') },
     async issue(node, sans, dir = tlsDir(node)) {
       const kp = await generateKeyPair()
-      const leaf = await issueLeaf(meshCa, { sans, publicKey: kp.keys.publicKey, lifetimeMs: opts.leafLifetimeMs })
+      const leaf = await issueLeaf(meshCa, { sans, publicKey: kp.keys.publicKey, lifetimeMs: opts.leafLifetimeMs, extraExtensions: opts.leafExtensions })
       await writeTlsDir(dir, {
         // As in Contrast: trust the self-signed mesh CA, present leaf ‖ intermediate.
         meshCa: meshCa.certificatePem,

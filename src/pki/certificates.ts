@@ -118,12 +118,21 @@ export async function createMeshAuthority(opts: {
   return { meshCa, intermediate }
 }
 
+/** An extension as it goes into the certificate: OID, criticality, DER of its value. */
+export interface RawExtension {
+  readonly oid: string
+  readonly critical: boolean
+  readonly der: Uint8Array
+}
+
 export interface LeafOptions {
   /** DNS names, IP literals and URIs (`spiffe://…`), split into the right SAN types. */
   readonly sans: readonly string[]
   readonly publicKey: CryptoKey
   readonly notBefore?: Date
   readonly lifetimeMs?: number
+  /** Appended after the profile's own (tests: the attestation claims Contrast's leaves carry). */
+  readonly extraExtensions?: readonly RawExtension[]
 }
 
 export function sanEntries(sans: readonly string[]): x509.JsonGeneralName[] {
@@ -153,6 +162,7 @@ export async function issueLeaf(ca: Authority, opts: LeafOptions): Promise<Issue
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
       new x509.SubjectAlternativeNameExtension(sanEntries(opts.sans)),
       await x509.AuthorityKeyIdentifierExtension.create(ca.certificate),
+      ...(opts.extraExtensions ?? []).map((e) => new x509.Extension(e.oid, e.critical, e.der)),
     ],
   })
   return { certificatePem: pem(cert), notAfter }

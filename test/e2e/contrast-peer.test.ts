@@ -88,12 +88,33 @@ const OUR_ENV = {
   ].join('##'),
   PODVM_MESH_EGRESS_MESH_CA_ONLY: 'anymember',
 }
-/** Contrast's coordinator: P-384 root and mesh CA under its names, one-year leaves (P-256 keys). */
+/**
+ * The claims Contrast's coordinator copies from a pod's SNP report into its mesh leaf:
+ * 46 non-critical extensions under 1.3.9901.2.1 (integers, booleans, and the report's byte
+ * fields at their sizes), plus the workload secret id (1.3.9901.3.1). Peers must ignore
+ * them; what matters here is that real leaves carry them (about 2 KiB more per leaf).
+ */
+function contrastClaimExtensions(): { oid: string; critical: boolean; der: Uint8Array }[] {
+  const BOOLEANS = new Set([5, 6, 7, 8, 16, 17, 18, 19])
+  const BYTES: Record<number, number> = { 9: 16, 10: 16, 21: 64, 22: 48, 23: 32, 24: 48, 25: 48, 26: 32, 27: 32, 32: 64 }
+  const out = []
+  for (let i = 1; i <= 46; i++) {
+    const n = BYTES[i]
+    const der = BOOLEANS.has(i) ? [0x01, 0x01, 0x00] : n !== undefined ? [0x04, n, ...randomBytes(n)] : [0x02, 0x01, i % 8]
+    out.push({ oid: `1.3.9901.2.1.${i}`, critical: false, der: Uint8Array.from(der) })
+  }
+  const id = Buffer.from('apps/v1/Deployment/default/contrast-web')
+  out.push({ oid: '1.3.9901.3.1', critical: false, der: Uint8Array.from([0x0c, id.length, ...id]) })
+  return out
+}
+
+/** Contrast's coordinator: P-384 root and mesh CA under its names, one-year leaves (P-256 keys) with claims. */
 const CONTRAST_PKI: LabPkiOptions = {
   caCurve: 'P-384',
   rootName: 'system:coordinator:root',
   meshCaName: 'system:coordinator:intermediate',
   leafLifetimeMs: 365 * 24 * 60 * 60 * 1000,
+  leafExtensions: contrastClaimExtensions(),
 }
 const marker = (tag: string): string => `${tag}-${randomBytes(6).toString('hex')}`
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 150))
@@ -149,7 +170,7 @@ for (const plane of planes) {
       await lab?.destroy()
     }, 60_000)
 
-    it("both pods hold Contrast's PKI profile: P-384 mesh CA, P-256 leaf, certChain = leaf ‖ intermediate, DNS SAN workload first, pod IP", () => {
+    it("both pods hold Contrast's PKI profile: P-384 mesh CA, P-256 leaf with claims, certChain = leaf ‖ intermediate, DNS SAN workload first, pod IP", () => {
       for (const [node, name, ip] of [['ctr', 'contrast-web', ctrIp], ['pm', 'mesh-api', pmIp]] as const) {
         const dir = lab.pki.tlsDir(node)
         const ca = new X509Certificate(readFileSync(join(dir, 'mesh-ca.pem')))
@@ -160,6 +181,7 @@ for (const plane of planes) {
         expect(leaf!.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1')
         expect(leaf!.subjectAltName).toBe(`DNS:${name}, IP Address:${ip}`)
         expect(leaf!.verify(ca.publicKey)).toBe(true)
+        expect(leaf!.raw.includes(Buffer.from('apps/v1/Deployment/default/contrast-web'))).toBe(true)
         // The intermediate: the mesh CA's key, certified by the root.
         expect(intermediate!.subject).toBe(ca.subject)
         expect(intermediate!.issuer).toBe('CN=system:coordinator:root')
