@@ -5,10 +5,11 @@
 // mesh CA with the profile of Contrast's coordinator. Real bytes through real kernels, and
 // a capture on the Contrast pod's veth for what the wire shows.
 //
-// Certificates come from the lab's PKI set to Contrast's profile, written as files, not
-// from our coordinator: Contrast's initializer speaks aTLS to Contrast's coordinator and
-// cannot talk to ours, so in a mixed mesh both kinds of pod hold files that Contrast's
-// coordinator issued (our daemon reads that layout with --tls-dir).
+// Certificates come from the lab's PKI set to the profile of Contrast's coordinator,
+// written as files, not from our coordinator: Contrast's initializer gets its certificate
+// from Contrast's coordinator over aTLS, which ours does not serve, and our daemon does not
+// speak aTLS to Contrast's. A shared mesh CA is what a mixed mesh needs and neither
+// coordinator provides today; the test assumes one and checks what follows from it.
 //
 //   ctr  Contrast pod "contrast-web": app on 8080 (mTLS), 8443 (#false), 7890 (#true);
 //        egress mesh 127.137.0.1:18080 -> mesh-api:8080, meshtls 127.137.0.2:18443 ->
