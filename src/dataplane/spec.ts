@@ -80,7 +80,9 @@ export interface DataPlaneSpec {
 /**
  * The mesh's TLS parameters, one list for every data plane: TLS 1.3 preferred, 1.2
  * accepted with ECDHE (forward secrecy) and AEAD suites only. TLS 1.3's own suites are
- * all AEAD; Envoy (BoringSSL) does not let them be configured at all.
+ * all AEAD; Envoy (BoringSSL) does not let them be configured at all. The 1.2 floor is
+ * what keeps Contrast's sidecars as peers: their Envoy originates TLS 1.2 (its upstream
+ * default); test/e2e/contrast-peer.test.ts fails with a 1.3-only policy.
  */
 export const TLS_POLICY = {
   minVersion: 'TLSv1.2',
