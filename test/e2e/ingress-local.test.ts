@@ -183,10 +183,25 @@ for (const plane of planes) {
         })
       })
 
+      // Loopback is the pod's own, but not from the network: C routes 127.0.0.0/8 to B
+      // (no loopback address of its own), B has route_localnet=1, and the ruleset here
+      // redirects it. B's app listens on every address, 127.0.0.1 included: relaying the
+      // decrypted stream to the loopback destination would deliver it.
+      it('TLS and mTLS to 127.0.0.1 routed to B are refused by the data plane; B’s app sees nothing', async () => {
+        await mustRun('b', 'sysctl', ['-qw', 'net.ipv4.conf.all.route_localnet=1', 'net.ipv4.conf.eth0.route_localnet=1'])
+        await mustRun('c', 'ip', ['addr', 'flush', 'dev', 'lo'])
+        await mustRun('c', 'ip', ['route', 'add', '127.0.0.0/8', 'via', bAddr.ipv4, 'dev', 'eth0'])
+        await mustRun('c', 'sysctl', ['-qw', 'net.ipv4.conf.all.route_localnet=1', 'net.ipv4.conf.eth0.route_localnet=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.eth0.rp_filter=0'])
+        const tls = await attempt('127.0.0.1', TLS_PORT, false, 'LO-TLS')
+        const mtls = await attempt('127.0.0.1', MTLS_PORT, true, 'LO-MTLS')
+        expect([tls.atB, mtls.atB]).toEqual([false, false])
+        expect([tls.result.echoed, mtls.result.echoed]).toEqual([false, false])
+      })
+
       it.runIf(plane.kind === 'builtin')('the builtin data plane counted and logged each refusal (NOT_LOCAL)', async () => {
-        expect(await metricsB()).toMatch(/^podvm_mesh_failures_total\{reason="NOT_LOCAL"\} [4-9]/m)
+        expect(await metricsB()).toMatch(/^podvm_mesh_failures_total\{reason="NOT_LOCAL"\} ([6-9]|\d\d)/m)
         const refusals = daemonB.records().filter((r) => r['reason'] === 'NOT_LOCAL')
-        expect(refusals.length).toBeGreaterThanOrEqual(4)
+        expect(refusals.length).toBeGreaterThanOrEqual(6)
       })
     })
   })

@@ -1,10 +1,13 @@
-// Is an address one of the pod's own? The ingress data plane forwards a decrypted
-// stream only to such an address: anything else would relay it off the pod.
+// Is an address one of the pod's own, as the network reaches it? The ingress data plane
+// forwards a decrypted stream only to such an address: anything else would relay it off
+// the pod.
 //
-// "Local" as the kernel means it: an address configured on one of the pod's interfaces,
-// or inside the prefix of an address on a loopback interface (127.0.0.0/8 is local as a
-// whole, ::1 alone). IPv4-mapped IPv6 (`::ffff:10.0.0.2`, what a dual-stack socket
-// reports) is the IPv4 address. A link-local address (fe80::/10) is local only together
+// An address configured on one of the pod's interfaces, except the loopback ones: the
+// kernel's local 127.0.0.0/8 and ::1 are the pod's too, but a connection arriving from the
+// network addressed to them (a host routing 127/8 to the pod, with route_localnet set)
+// would reach services bound to loopback precisely to stay off the network. The ruleset
+// drops such packets; this is the second layer. IPv4-mapped IPv6 (`::ffff:10.0.0.2`, what
+// a dual-stack socket reports) is the IPv4 address. A link-local address (fe80::/10) is local only together
 // with its scope, and only on the interface that holds it (`fe80::1%eth0`).
 //
 // kata-agent configures the pod's addresses after the daemon starts, so the list is
@@ -24,7 +27,7 @@ export type InterfaceReader = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>
 
 interface Snapshot {
   readonly at: number
-  /** Addresses of all interfaces (except link-local ones) and the loopback prefixes. */
+  /** Addresses of all interfaces except loopback and link-local ones. */
   readonly local: net.BlockList
   /** Link-local address -> the interfaces that hold it. */
   readonly linkLocal: ReadonlyMap<string, ReadonlySet<string>>
@@ -52,10 +55,8 @@ function read(reader: InterfaceReader, at: number): Snapshot {
         linkLocal.set(key, holders)
         continue
       }
+      if (info.internal) continue
       local.addAddress(info.address, family)
-      // A loopback interface owns its whole prefix (the kernel adds it as a local route).
-      const prefix = Number(info.cidr?.split('/')[1])
-      if (info.internal && Number.isInteger(prefix)) local.addSubnet(info.address, prefix, family)
     }
   }
   return { at, local, linkLocal }
@@ -71,7 +72,7 @@ export class LocalAddresses {
     this.#now = opts.now ?? Date.now
   }
 
-  /** Whether `address` (as a socket reports it: mapped, scoped) is an address of this pod. */
+  /** Whether `address` (as a socket reports it: mapped, scoped) is a network-facing address of this pod. */
   isLocal(address: string): boolean {
     const now = this.#now()
     let snap = this.#snapshot

@@ -298,6 +298,28 @@ function loopGuardChains(listener: string, ports: number[], ctx: RenderContext):
   }))
 }
 
+// Loopback destinations, plain and IPv4-mapped: the pod's, but never from the network (a
+// host routing 127/8 to the pod, with route_localnet set, would reach services bound to
+// loopback to stay off it). The ruleset drops them; this chain is the second layer.
+const LOOPBACK_PREFIXES: Json[] = [
+  { address_prefix: '127.0.0.0', prefix_len: 8 },
+  { address_prefix: '::ffff:127.0.0.0', prefix_len: 104 },
+  { address_prefix: '::1', prefix_len: 128 },
+]
+
+function loopbackGuardChain(listener: string, ctx: RenderContext): Json {
+  return {
+    name: 'loopback-guard',
+    filter_chain_match: { prefix_ranges: LOOPBACK_PREFIXES },
+    filters: [tcpProxy(notLocalStatPrefix(listener), CLUSTERS.blackHole, ctx)],
+  }
+}
+
+/** tcp_proxy stat prefix of a listener's loopback-guard chain (counted as NOT_LOCAL failures). */
+export function notLocalStatPrefix(listener: string): string {
+  return `${listener}.not-local`
+}
+
 /** tcp_proxy stat prefix of a listener's loop-guard chains (counted as LOOP failures). */
 export function loopGuardStatPrefix(listener: string): string {
   return `${listener}.loop-guard`
@@ -322,6 +344,7 @@ function ingressListener(l: IngressListenerSpec, ctx: RenderContext): Json {
     stat_prefix: l.name,
     filter_chains: [
       ...loopGuardChains(l.name, guardPorts(l), ctx),
+      loopbackGuardChain(l.name, ctx),
       {
         name: `${l.name}-tls`,
         filters: [tcpProxy(l.name, CLUSTERS.ingress, ctx, { afterHandshake: true })],

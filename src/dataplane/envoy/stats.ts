@@ -7,10 +7,11 @@
 //   cluster.<cluster>.ssl.*, cluster.<cluster>.upstream_cx_connect_fail    (upstream TLS)
 //   tcp.<name>.downstream_cx_rx_bytes_total|tx_bytes_total                 (bytes)
 //   tcp.<name>.loop-guard.downstream_cx_total                              (LOOP)
+//   tcp.<name>.not-local.downstream_cx_total                               (NOT_LOCAL)
 
 import type { DataPlaneStats } from '../dataplane.js'
 import type { DataPlaneSpec, ListenerSpec } from '../spec.js'
-import { CLUSTERS, egressResourceName, loopGuardStatPrefix } from './bootstrap.js'
+import { CLUSTERS, egressResourceName, loopGuardStatPrefix, notLocalStatPrefix } from './bootstrap.js'
 
 export type EnvoyCounters = ReadonlyMap<string, number>
 
@@ -75,6 +76,7 @@ export function statsFromEnvoy(spec: DataPlaneSpec, c: EnvoyCounters): DataPlane
     if (l.kind !== 'egress') fail('LOOP', get(`tcp.${loopGuardStatPrefix(name)}.downstream_cx_total`))
     const cluster = tlsCluster(l)
     if (l.kind === 'ingress') {
+      fail('NOT_LOCAL', get(`tcp.${notLocalStatPrefix(name)}.downstream_cx_total`))
       handshakes[l.name] = (handshakes[l.name] ?? 0) + get(`${ls}ssl.handshake`)
       fail('TLS_HANDSHAKE', get(`${ls}ssl.connection_error`))
       fail('NO_CLIENT_CERT', get(`${ls}ssl.fail_verify_no_cert`))

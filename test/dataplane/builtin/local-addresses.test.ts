@@ -1,4 +1,4 @@
-import type os from 'node:os'
+import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import {
   LOCAL_ADDRESSES_MAX_AGE_MS,
@@ -49,9 +49,9 @@ describe('LocalAddresses', () => {
     }
   })
 
-  it('loopback: the whole 127.0.0.0/8 is local (the kernel’s local route), ::1 alone', () => {
+  it('loopback is never a destination from the network: 127.0.0.0/8 and ::1 are refused, mapped too', () => {
     const l = new LocalAddresses({ reader: fixed(POD).reader })
-    expect(['127.0.0.1', '127.9.8.7', '::ffff:127.0.0.53', '::1'].map((a) => l.isLocal(a))).toEqual([true, true, true, true])
+    expect(['127.0.0.1', '127.9.8.7', '::ffff:127.0.0.53', '::1'].map((a) => l.isLocal(a))).toEqual([false, false, false, false])
     expect(['128.0.0.1', '::2'].map((a) => l.isLocal(a))).toEqual([false, false])
   })
 
@@ -102,7 +102,9 @@ describe('LocalAddresses', () => {
     expect(l.isLocal('10.244.1.7')).toBe(false)
   })
 
-  it('reads this machine’s interfaces by default: its loopback is local', () => {
-    expect(new LocalAddresses().isLocal('127.0.0.1')).toBe(true)
+  it('reads this machine’s interfaces by default: a non-loopback address of its own is local, its loopback is not', () => {
+    const own = Object.values(os.networkInterfaces()).flat().find((i) => i !== undefined && !i.internal && i.family === 'IPv4')
+    if (own !== undefined) expect(new LocalAddresses().isLocal(own.address)).toBe(true)
+    expect(new LocalAddresses().isLocal('127.0.0.1')).toBe(false)
   })
 })

@@ -60,7 +60,7 @@ const listener = (b: J, name: string): J => b.static_resources.listeners.find((l
 const cluster = (b: J, name: string): J => b.static_resources.clusters.find((c: J) => c.name === name)
 const names = (xs: J[]): string[] => xs.map((x) => x.name)
 const guardPortsOf = (l: J): number[] =>
-  l.filter_chains.filter((c: J) => c.filter_chain_match !== undefined).map((c: J) => c.filter_chain_match.destination_port)
+  l.filter_chains.filter((c: J) => c.filter_chain_match?.destination_port !== undefined).map((c: J) => c.filter_chain_match.destination_port)
 
 describe('renderBootstrap goldens', () => {
   it.each(Object.keys(CASES))('%s', async (name) => {
@@ -106,6 +106,22 @@ describe('renderBootstrap', () => {
       }
     }
     expect(cluster(b, 'black-hole').load_assignment.endpoints).toEqual([])
+  })
+
+  it('loopback destinations (127/8, mapped, ::1) go to the black hole on every ingress listener, counted as NOT_LOCAL', () => {
+    const b = render(BASE)
+    for (const name of ['ingress', 'ingress-no-client-auth']) {
+      const chain = listener(b, name).filter_chains.find((c: J) => c.filter_chain_match?.prefix_ranges !== undefined)
+      expect(chain.filter_chain_match).toEqual({
+        prefix_ranges: [
+          { address_prefix: '127.0.0.0', prefix_len: 8 },
+          { address_prefix: '::ffff:127.0.0.0', prefix_len: 104 },
+          { address_prefix: '::1', prefix_len: 128 },
+        ],
+      })
+      expect(chain.filters[0].typed_config).toMatchObject({ cluster: 'black-hole', stat_prefix: `${name}.not-local` })
+      expect(chain.transport_socket).toBeUndefined()
+    }
   })
 
   it('marks every upstream socket with SO_MARK 0x50d, and only the black hole has none', () => {

@@ -17,8 +17,8 @@ const CONFIG: MeshConfig = {
 const fresh = (): any => renderBootstrap(deriveSpec(CONFIG), { sdsDir: '/sds', adminPort: 15000 })
 const ingressTls = (b: any): any => b.static_resources.listeners[0].filter_chains.at(-1).transport_socket.typed_config
 const ingressTcpProxy = (b: any): any => b.static_resources.listeners[0].filter_chains.at(-1).filters[0].typed_config
-const TLS_PATH = '$.static_resources.listeners[0].filter_chains[4].transport_socket.typed_config'
-const TCP_PATH = '$.static_resources.listeners[0].filter_chains[4].filters[0].typed_config'
+const TLS_PATH = '$.static_resources.listeners[0].filter_chains[5].transport_socket.typed_config'
+const TCP_PATH = '$.static_resources.listeners[0].filter_chains[5].filters[0].typed_config'
 
 const GOLDEN = join(import.meta.dirname, 'golden')
 

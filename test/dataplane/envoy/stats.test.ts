@@ -24,6 +24,7 @@ const COUNTERS = new Map<string, number>([
   ['tcp.ingress.downstream_cx_rx_bytes_total', 1000],
   ['tcp.ingress.downstream_cx_tx_bytes_total', 2000],
   ['tcp.ingress.loop-guard.downstream_cx_total', 3],
+  ['tcp.ingress.not-local.downstream_cx_total', 2],
   ['tcp.ingress-no-client-auth.downstream_cx_rx_bytes_total', 5],
   ['cluster.ingress-original-dst.upstream_cx_connect_fail', 1],
   [`listener.${W}.downstream_cx_total`, 6],
@@ -46,7 +47,7 @@ describe('statsFromEnvoy', () => {
       connectionsActive: 3,
       handshakesCompleted: { ingress: 7, 'ingress-no-client-auth': 4, 'egress-capture': 8, web: 5 },
       // The ingress cluster is shared by two listeners and counted once.
-      failures: { TLS_HANDSHAKE: 1, NO_CLIENT_CERT: 2, CERT_VERIFY: 1, LOOP: 3, UPSTREAM_CONNECT: 3, SAN_MISMATCH: 1 },
+      failures: { TLS_HANDSHAKE: 1, NO_CLIENT_CERT: 2, CERT_VERIFY: 1, LOOP: 3, NOT_LOCAL: 2, UPSTREAM_CONNECT: 3, SAN_MISMATCH: 1 },
       bytesIn: 1305,
       bytesOut: 2400,
     })
@@ -58,6 +59,7 @@ describe('statsFromEnvoy', () => {
     expect(prefixes).toEqual(['ingress', 'ingress-no-client-auth', 'egress-capture', W])
     const tcp = b.static_resources.listeners.flatMap((l: any) => l.filter_chains.map((c: any) => c.filters[0].typed_config.stat_prefix))
     expect(tcp).toContain('ingress.loop-guard')
+    expect(tcp).toContain('ingress.not-local')
     expect(tcp).toContain(W)
   })
 
