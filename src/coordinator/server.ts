@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js'
 import type { Logger } from 'pino'
 import type { EvidenceProvider } from '../attestation/index.js'
 import { isMeshError } from '../errors.js'
+import { DEFAULT_LOG_LIMIT, LogLimiter, type Clock, type LogLimitOptions } from '../log-limit.js'
 import { generateKeyPair, type Curve } from '../pki/index.js'
 import { CoordinatorCa, DEFAULT_LEAF_LIFETIME_MS } from './ca.js'
 import { meshApiService, REASON_METADATA_KEY, type MeshApiCode } from '../meshapi/index.js'
@@ -81,6 +82,10 @@ export interface CoordinatorOptions {
   /** Default MAX_CONNECTION_AGE_MS and CONNECTION_AGE_GRACE_MS. */
   readonly connectionAgeMs?: number
   readonly connectionAgeGraceMs?: number
+  /** Rate limit of the refused-call warnings, per error code (anyone can cause them); default DEFAULT_LOG_LIMIT. */
+  readonly refusalLog?: LogLimitOptions
+  /** Time for that rate limit; tests inject one. */
+  readonly clock?: Clock
 }
 
 export interface RunningCoordinator extends AsyncDisposable {
@@ -132,12 +137,12 @@ export async function openState(opts: CoordinatorOptions, now: number): Promise<
   return { state, created: true, sealer }
 }
 
-function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError {
+function toStatus(err: unknown, log: Logger, refusals: LogLimiter, method: string): grpc.ServiceError {
   const md = new grpc.Metadata()
   if (isMeshError(err) && Object.hasOwn(STATUS, err.code)) {
     const code = err.code as keyof typeof STATUS
     md.set(REASON_METADATA_KEY, code)
-    log.warn({ method, code: err.code, details: err.details }, `${method} refused: ${err.message}`)
+    if (refusals.allow(err.code)) log.warn({ method, code: err.code, details: err.details }, `${method} refused: ${err.message}`)
     return Object.assign(new Error(err.message), { code: STATUS[code], details: err.message, metadata: md })
   }
   log.error({ err, method }, `${method} failed`)
@@ -145,11 +150,11 @@ function toStatus(err: unknown, log: Logger, method: string): grpc.ServiceError 
   return Object.assign(new Error('internal error'), { code: grpc.status.INTERNAL, details: 'internal error', metadata: md })
 }
 
-function unary<Req, Res>(log: Logger, name: string, fn: (req: Req, peer: string) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+function unary<Req, Res>(log: Logger, refusals: LogLimiter, name: string, fn: (req: Req, peer: string) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     fn(call.request, call.getPeer()).then(
       (res) => callback(null, res),
-      (err: unknown) => callback(toStatus(err, log, name)),
+      (err: unknown) => callback(toStatus(err, log, refusals, name)),
     )
   }
 }
@@ -183,10 +188,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     'grpc.max_connection_age_ms': opts.connectionAgeMs ?? MAX_CONNECTION_AGE_MS,
     'grpc.max_connection_age_grace_ms': opts.connectionAgeGraceMs ?? CONNECTION_AGE_GRACE_MS,
   })
+  // Refusals are what an unauthenticated caller can produce at will: the counters
+  // (reason metadata) see every one, the log a bounded number per code.
+  const refusals = new LogLimiter(
+    (code, suppressed, intervalMs) => log.warn({ code, suppressed, intervalMs }, `${suppressed} more refused calls (${code}) not logged`),
+    opts.refusalLog ?? DEFAULT_LOG_LIMIT,
+    opts.clock,
+  )
   server.addService(meshApiService() as unknown as grpc.ServiceDefinition, {
-    NewMeshCert: unary(log, 'NewMeshCert', (req, peer) => api.newMeshCert(req as never, peer)),
-    Challenge: unary(log, 'Challenge', (req, peer) => api.challenge(req as never, peer)),
-    SetManifest: unary(log, 'SetManifest', (req) => api.setManifest(req as never)),
+    NewMeshCert: unary(log, refusals, 'NewMeshCert', (req, peer) => api.newMeshCert(req as never, peer)),
+    Challenge: unary(log, refusals, 'Challenge', (req, peer) => api.challenge(req as never, peer)),
+    SetManifest: unary(log, refusals, 'SetManifest', (req) => api.setManifest(req as never)),
   })
   const creds = grpc.ServerCredentials.createSsl(
     null,
@@ -220,6 +232,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       const t = setTimeout(() => server.forceShutdown(), 2_000)
       server.tryShutdown(() => {
         clearTimeout(t)
+        refusals.flush()
         resolve()
       })
     })

@@ -8,7 +8,7 @@ import { bindReportData } from '../../src/attestation/index.js'
 import { MAX_REQUEST_BYTES, MAX_STREAMS_PER_CONNECTION, parseManifest, STATE_FILE } from '../../src/coordinator/index.js'
 import { connectMeshApi, evidenceToWire } from '../../src/meshapi/index.js'
 import { generateKeyPair } from '../../src/pki/index.js'
-import { rejected } from '../support.js'
+import { manualClock, rejected } from '../support.js'
 import { HOST_A, manifestText, removeState, simulated, startTestCoordinator, type TestCoordinator } from './harness.js'
 
 describe('the coordinator over gRPC', () => {
@@ -108,6 +108,29 @@ describe('the coordinator over gRPC', () => {
       })
     } finally {
       conn.close()
+    }
+  })
+
+  it('refused calls are logged a bounded number of times per code, then summed up; each caller still gets its reason', async () => {
+    const clock = manualClock()
+    const limited = await startTestCoordinator({ refusalLog: { burst: 2, intervalMs: 60_000 }, clock })
+    const conn = await connectMeshApi(limited.address)
+    try {
+      for (let i = 0; i < 5; i++) {
+        const req = await honest(conn)
+        expect(await rejected(conn.newMeshCert({ ...req, Nonce: randomBytes(32) }))).toMatchObject({ code: 'COORDINATOR_REFUSED' })
+      }
+      const refusedLines = limited.records.filter((r) => String(r['msg']).startsWith('NewMeshCert refused'))
+      expect(refusedLines).toHaveLength(2)
+      const code = refusedLines[0]!['code']
+      clock.advance(60_000)
+      expect(limited.records.filter((r) => r['suppressed'] !== undefined)).toEqual([
+        expect.objectContaining({ level: 40, code, suppressed: 3, intervalMs: 60_000 }),
+      ])
+    } finally {
+      conn.close()
+      await limited.close()
+      await removeState(limited.stateDir)
     }
   })
 

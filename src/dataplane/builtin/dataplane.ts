@@ -10,7 +10,7 @@
 // closed. Nothing is ever forwarded in plaintext from a TLS listener. Connections
 // that have not authenticated yet (held, or in the handshake) are bounded per
 // listener and per source address (admission.ts); refusal logs are rate-limited
-// per reason (refusal-log.ts), while the failure counters count every connection.
+// per reason (log-limit.ts), while the failure counters count every connection.
 //
 // Transparent listeners (ingress, egress capture) bind one dual-stack socket on
 // `::` with IPV6_TRANSPARENT: nft `tproxy` in an inet table finds it for IPv4
@@ -35,7 +35,7 @@ import { splice, type Leg } from './forward.js'
 import { serveIngress } from './ingress.js'
 import { LocalAddresses } from './local-addresses.js'
 import { unmapAddress } from './peer-name.js'
-import { DEFAULT_LOG_LIMIT, LogLimiter, type Clock, type LogLimitOptions } from './refusal-log.js'
+import { DEFAULT_LOG_LIMIT, LogLimiter, type Clock, type LogLimitOptions } from '../../log-limit.js'
 import { setServerTransparent, type IpFamily } from './socket-options.js'
 import { UpstreamResolver } from './upstream-resolver.js'
 

@@ -1,35 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { BuiltinDataPlane } from '../../../src/dataplane/builtin/dataplane.js'
-import { LogLimiter, type Clock } from '../../../src/dataplane/builtin/refusal-log.js'
-import { connectClient, egressListener, privileges, spec, testLogger, until } from '../harness.js'
-
-/** A clock that moves only when told to, running due timers in order. */
-function manualClock(): Clock & { advance(ms: number): void; pending(): number } {
-  let now = 0
-  let timers: { at: number; fn: () => void }[] = []
-  return {
-    now: () => now,
-    schedule(fn, ms) {
-      const t = { at: now + ms, fn }
-      timers.push(t)
-      return () => {
-        timers = timers.filter((x) => x !== t)
-      }
-    },
-    advance(ms) {
-      const until = now + ms
-      for (;;) {
-        const due = timers.filter((t) => t.at <= until).sort((a, b) => a.at - b.at)[0]
-        if (due === undefined) break
-        timers = timers.filter((t) => t !== due)
-        now = due.at
-        due.fn()
-      }
-      now = until
-    },
-    pending: () => timers.length,
-  }
-}
+import { LogLimiter } from '../src/log-limit.js'
+import { manualClock } from './support.js'
 
 function limiter(burst = 3, intervalMs = 1000) {
   const clock = manualClock()
@@ -101,33 +72,5 @@ describe('LogLimiter', () => {
   it('rejects a negative burst or a zero interval', () => {
     expect(() => new LogLimiter(() => {}, { burst: -1, intervalMs: 1 })).toThrow(RangeError)
     expect(() => new LogLimiter(() => {}, { burst: 1, intervalMs: 0 })).toThrow(RangeError)
-  })
-})
-
-describe('the data plane\'s failure logs', () => {
-  it('are rate-limited per reason while the counters count every connection', async () => {
-    const clock = manualClock()
-    const { log, records } = testLogger()
-    const dp = new BuiltinDataPlane(spec([egressListener('b', '127.0.0.6', { host: '127.0.0.1', port: 1 }, 'b.mesh')], { certificateWaitMs: 50 }), {
-      log,
-      ...privileges,
-      refusalLog: { burst: 2, intervalMs: 60_000 },
-      clock,
-    })
-    try {
-      await dp.start()
-      const { address, port } = dp.addresses().b!
-      // Five connections held without certificates: each fails CERTIFICATE_WAIT.
-      const clients = Array.from({ length: 5 }, () => connectClient(address, port))
-      await Promise.all(clients.map((c) => c.closed))
-      await until(() => dp.stats().failures.CERTIFICATE_WAIT === 5)
-      const lines = () => records.filter((r) => r.reason === 'CERTIFICATE_WAIT')
-      expect(lines().map((r) => r.suppressed)).toEqual([undefined, undefined])
-      clock.advance(60_000)
-      expect(lines().at(-1)).toMatchObject({ level: 40, reason: 'CERTIFICATE_WAIT', suppressed: 3, intervalMs: 60_000 })
-      expect(lines()).toHaveLength(3)
-    } finally {
-      dp.destroy()
-    }
   })
 })

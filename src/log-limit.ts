@@ -1,8 +1,9 @@
-// Rate limiting for per-connection log lines. A flood of refused connections must not
-// turn into a flood of log lines (disk, CPU, and the lines that matter scrolled away):
-// per key (the failure reason), the first `burst` lines of an interval are written,
-// the rest are counted, and when the interval ends one summary line says how many
-// were left out. Counters (metrics) still count every connection.
+// Rate limiting for log lines an outsider can cause: the data plane's per-connection
+// failures, the coordinator's refused calls. A flood of refusals must not turn into a
+// flood of log lines (disk, CPU, and the lines that matter scrolled away): per key (the
+// failure reason or error code), the first `burst` lines of an interval are written,
+// the rest are counted, and when the interval ends one summary line says how many were
+// left out. Counters (metrics) still count every one.
 
 export interface LogLimitOptions {
   /** Lines written per key and interval before suppression starts. */
