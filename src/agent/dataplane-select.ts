@@ -40,6 +40,16 @@ export function chooseDataPlane(kind: string, env: NodeJS.ProcessEnv, envoyBin?:
   return { kind: 'builtin', reason: 'no envoy executable found' }
 }
 
+/** A flag's value as a positive integer; undefined when the flag is absent. */
+export function positiveIntegerFlag(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw new AgentError('AGENT_BAD_ARGS', `--${flag} must be a positive integer, got "${text}"`, { field: flag, value: text })
+  }
+  return n
+}
+
 /** The builtin data plane's bounds on unauthenticated connections, from `--max-pending[-per-source]`. */
 export function pendingLimitsFromArgs(values: { readonly 'max-pending'?: string; readonly 'max-pending-per-source'?: string }): Partial<PendingLimits> {
   const out: { -readonly [K in keyof PendingLimits]?: number } = {}
@@ -48,13 +58,8 @@ export function pendingLimitsFromArgs(values: { readonly 'max-pending'?: string;
     ['max-pending-per-source', 'pendingPerSource'],
   ] as const
   for (const [flag, key] of flags) {
-    const text = values[flag]
-    if (text === undefined) continue
-    const n = Number(text)
-    if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
-      throw new AgentError('AGENT_BAD_ARGS', `--${flag} must be a positive integer, got "${text}"`, { field: flag, value: text })
-    }
-    out[key] = n
+    const n = positiveIntegerFlag(flag, values[flag])
+    if (n !== undefined) out[key] = n
   }
   return out
 }
@@ -63,7 +68,7 @@ export function pendingLimitsFromArgs(values: { readonly 'max-pending'?: string;
 export async function createDataPlane(
   choice: DataPlaneChoice,
   spec: DataPlaneSpec,
-  opts: { log: Logger; workDir?: string; limits?: Partial<PendingLimits> },
+  opts: { log: Logger; workDir?: string; limits?: Partial<PendingLimits>; envoyConcurrency?: number },
 ): Promise<DataPlane> {
   opts.log.info({ dataplane: choice.kind, reason: choice.reason }, 'data plane chosen')
   if (choice.kind === 'builtin') {
@@ -75,5 +80,6 @@ export async function createDataPlane(
     log: opts.log,
     workDir: opts.workDir ?? DEFAULT_ENVOY_WORK_DIR,
     envoyPath: choice.envoyPath,
+    concurrency: opts.envoyConcurrency,
   })
 }

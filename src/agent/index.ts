@@ -7,7 +7,7 @@ export { renderMetrics } from './metrics.js'
 export type { AgentGauges } from './metrics.js'
 export { startAdminServer } from './admin-server.js'
 export type { AdminHandlers, AdminServer } from './admin-server.js'
-export { chooseDataPlane, createDataPlane, findEnvoy, pendingLimitsFromArgs } from './dataplane-select.js'
+export { chooseDataPlane, createDataPlane, findEnvoy, pendingLimitsFromArgs, positiveIntegerFlag } from './dataplane-select.js'
 export { exemptCoordinator } from './coordinator-exempt.js'
 export { measuredConfig, type MeasuredConfig } from './measured-config.js'
 // attested-certs.js is imported on its own, only with --coordinator: it loads gRPC.

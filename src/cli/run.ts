@@ -10,6 +10,7 @@ import {
   createDataPlane,
   exemptCoordinator,
   pendingLimitsFromArgs,
+  positiveIntegerFlag,
   measuredConfig,
   MeshDaemon,
   renderMetrics,
@@ -53,6 +54,8 @@ const USAGE = `usage: podvm-mesh run [config] [--tls-dir DIR] [--dataplane KIND]
   --dataplane KIND   auto (default: Envoy when an executable is found, else builtin), builtin, envoy
   --envoy-bin PATH   Envoy executable (default: ENVOY_BIN, else envoy on PATH)
   --work-dir DIR     Envoy's bootstrap and SDS files (default /run/podvm-mesh/envoy)
+  --envoy-concurrency N
+                     Envoy's worker threads (default: one per CPU of the guest)
   --log-level LEVEL  pino level (default info); MESH_TRACE=component,... for trace
   --drain D          after SIGTERM, how long established connections may go on (new ones
                      are already shut out), e.g. 30s, 1500ms (default ${DEFAULT_TIMEOUTS.drainMs / 1000}s)
@@ -168,6 +171,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
       dataplane: { type: 'string' },
       'envoy-bin': { type: 'string' },
       'work-dir': { type: 'string' },
+      'envoy-concurrency': { type: 'string' },
       'log-level': { type: 'string' },
       drain: { type: 'string' },
       'max-pending': { type: 'string' },
@@ -178,6 +182,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
   })
   const choice = chooseDataPlane(parsed.values.dataplane ?? 'auto', io.env, parsed.values['envoy-bin'])
   const limits = pendingLimitsFromArgs(parsed.values)
+  const envoyConcurrency = positiveIntegerFlag('envoy-concurrency', parsed.values['envoy-concurrency'])
   const drainMs = drainFlag(parsed.values.drain)
   const measured: MeasuredConfig | undefined = measuredConfig(parsed)
   const attestedValues = measured?.attestedValues ?? parsed.values
@@ -220,6 +225,7 @@ async function runDaemon(argv: string[], io: CommandIo): Promise<number> {
     log,
     limits,
     workDir: parsed.values['work-dir'],
+    envoyConcurrency,
   })
   const daemon = new MeshDaemon({ config, tlsDir, dataPlane, runner: execRunner, log })
   daemon.onTransition((_from, to) => {

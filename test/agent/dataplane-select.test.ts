@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chooseDataPlane, findEnvoy, pendingLimitsFromArgs } from '../../src/agent/dataplane-select.js'
+import { chooseDataPlane, findEnvoy, pendingLimitsFromArgs, positiveIntegerFlag } from '../../src/agent/dataplane-select.js'
 import { thrown } from '../support.js'
 
 describe('chooseDataPlane', () => {
@@ -61,6 +61,17 @@ describe('pendingLimitsFromArgs', () => {
     expect(thrown(() => pendingLimitsFromArgs({ 'max-pending-per-source': bad }))).toMatchObject({
       code: 'AGENT_BAD_ARGS',
       details: { field: 'max-pending-per-source', value: bad },
+    })
+  })
+})
+
+describe('positiveIntegerFlag (--envoy-concurrency and the pending limits)', () => {
+  it('absent is undefined; a positive integer is its number; anything else names the flag', () => {
+    expect(positiveIntegerFlag('envoy-concurrency', undefined)).toBeUndefined()
+    expect(positiveIntegerFlag('envoy-concurrency', '2')).toBe(2)
+    expect(thrown(() => positiveIntegerFlag('envoy-concurrency', '0'))).toMatchObject({
+      code: 'AGENT_BAD_ARGS',
+      details: { field: 'envoy-concurrency', value: '0' },
     })
   })
 })

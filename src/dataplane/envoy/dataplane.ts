@@ -78,6 +78,8 @@ export interface EnvoyDataPlaneOptions {
   readonly killGraceMs?: number
   /** How often Envoy's counters are scraped into stats(); 0 turns the timer off (refreshStats() still works). */
   readonly statsIntervalMs?: number
+  /** Envoy's worker threads (`--concurrency`); unset: Envoy's default, one per CPU of the guest. */
+  readonly concurrency?: number
   readonly extraArgs?: readonly string[]
 }
 
@@ -256,6 +258,7 @@ export class EnvoyDataPlane extends DataPlaneBase {
       // MESH_TRACE=dataplane: Envoy's accept, TLS handshake and close decisions per
       // connection ([C<n>] ties them together), without its trace firehose.
       ...(this.log.isLevelEnabled('trace') && this.#opts.logLevel === undefined ? ['--component-log-level', 'conn_handler:debug,connection:debug'] : []),
+      ...(this.#opts.concurrency === undefined ? [] : ['--concurrency', String(this.#opts.concurrency)]),
       ...(this.#opts.extraArgs ?? []),
     ]
     const envoyPath = this.#opts.envoyPath ?? 'envoy'

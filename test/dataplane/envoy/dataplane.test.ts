@@ -109,6 +109,7 @@ describe('EnvoyDataPlane', () => {
     expect(after('--log-level')).toBe('info')
     expect(after('--drain-time-s')).toBe('1')
     expect(argv).toEqual(expect.arrayContaining(['--log-format-escaped', '--disable-hot-restart']))
+    expect(argv).not.toContain('--concurrency') // Envoy's own default unless told
     // Both secret files were in place when Envoy loaded its config.
     expect(start.sds).toEqual([
       { path: join(dir, 'work', 'sds', SDS_FILES.validation), exists: true },
@@ -116,6 +117,15 @@ describe('EnvoyDataPlane', () => {
     ])
     await p.close()
     expect(seen).toEqual(['created -> listening', 'listening -> serving', 'serving -> draining', 'draining -> closed'])
+  })
+
+  it('--envoy-concurrency reaches Envoy as --concurrency', async () => {
+    const p = await plane({ concurrency: 1 })
+    p.setCredentials(MATERIAL)
+    await p.start()
+    await until('start record', () => fake.events('start').length === 1)
+    const argv = fake.events('start')[0]!.argv!
+    expect(argv[argv.indexOf('--concurrency') + 1]).toBe('1')
   })
 
   it('credentials given before start() are written and served at start()', async () => {
