@@ -16,9 +16,9 @@
 //   serving    Credentials installed; `live` once the listeners complete handshakes.
 //   draining   Inbound listeners stop accepting; established connections carry on
 //              for at most timeouts.drainMs. Egress keeps serving to the end: the
-//              workload may still be calling out while it shuts down. The builtin
-//              data plane ends the drain early once no connection is left; Envoy
-//              cannot tell (its counters are scraped) and waits drainMs out.
+//              workload may still be calling out while it shuts down. The drain
+//              ends early once no connection is left (Envoy: its active-connection
+//              counters, scraped every 100 ms).
 //   closed     Every socket is closed and every process the data plane ran is gone.
 //
 // Credentials may arrive in any state but closed, before start() too. They are

@@ -47,6 +47,8 @@ const PINO_LEVEL: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error' |
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find(executable)
 
 export const DEFAULT_ENVOY_ADMIN_PORT = 15000
+/** How often a draining Envoy's active connections are looked at: the drain ends when there are none. */
+const DRAIN_POLL_MS = 100
 /** How often a starting Envoy's /ready is polled: bounds how late `live` notices it. */
 const LIVE_POLL_MS = 20
 /** bootstrap.json and sds/ live here in the guest (tmpfs: the SDS files hold the key). */
@@ -215,7 +217,7 @@ export class EnvoyDataPlane extends DataPlaneBase {
     await this.#admin('POST', '/drain_listeners?inboundonly').catch((err: unknown) => {
       this.log.warn({ err }, 'envoy admin /drain_listeners failed; terminating without drain')
     })
-    await within(exited, drainMs)
+    await this.#untilIdle(exited, drainMs)
     // Last look at the counters while Envoy still answers.
     await this.refreshStats().catch(() => undefined)
     if (this.#child === child && child.exitCode === null && child.signalCode === null) {
@@ -225,6 +227,25 @@ export class EnvoyDataPlane extends DataPlaneBase {
         this.log.warn({ pid: child.pid, graceMs }, 'envoy ignored SIGTERM; killing')
         child.kill('SIGKILL')
         await exited
+      }
+    }
+  }
+
+  /**
+   * Resolves once Envoy has exited, holds no connection on any listener, or drainMs is
+   * up: as the builtin data plane, a drain ends early when there is nothing left to
+   * drain. A scrape that fails counts as busy (the time limit still applies).
+   */
+  async #untilIdle(exited: Promise<void>, drainMs: number): Promise<void> {
+    const deadline = performance.now() + drainMs
+    for (;;) {
+      const left = deadline - performance.now()
+      if (left <= 0) return
+      if (await within(exited, Math.min(DRAIN_POLL_MS, left))) return
+      const stats = await this.refreshStats().catch(() => undefined)
+      if (stats?.connectionsActive === 0) {
+        this.log.info({ drainedInMs: Math.round(drainMs - left) }, 'no connection left; drain over')
+        return
       }
     }
   }

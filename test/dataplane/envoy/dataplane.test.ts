@@ -70,8 +70,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function plane(over: Partial<EnvoyDataPlaneOptions> = {}): Promise<EnvoyDataPlane> {
-  const p = new EnvoyDataPlane(deriveSpec(CONFIG, TIMEOUTS), {
+async function plane(over: Partial<EnvoyDataPlaneOptions> = {}, timeouts: Partial<TimeoutsSpec> = {}): Promise<EnvoyDataPlane> {
+  const p = new EnvoyDataPlane(deriveSpec(CONFIG, { ...TIMEOUTS, ...timeouts }), {
     log: pino({ level: 'trace' }, sink),
     workDir: join(dir, 'work'),
     adminPort: await freePort(),
@@ -183,7 +183,8 @@ describe('EnvoyDataPlane', () => {
     expect(p.state).toBe('closed')
   })
 
-  it('close(): drains listeners through the admin API, waits drainMs, then SIGTERM', async () => {
+  it('close(): drains listeners through the admin API, waits drainMs while connections are active, then SIGTERM', async () => {
+    fake.control({ mode: 'serve', stats: { 'listener.ingress.downstream_cx_active': 1 } })
     const p = await plane()
     await p.start()
     p.setCredentials(MATERIAL)
@@ -203,8 +204,22 @@ describe('EnvoyDataPlane', () => {
     expect(fake.events('start')).toHaveLength(1)
   })
 
+  it('close(): with no connection left on any listener the drain ends early, without waiting drainMs out', async () => {
+    fake.control({ mode: 'serve', stats: { 'listener.ingress.downstream_cx_active': 0 } })
+    // A drain period no test run would sit out: close() returns only because Envoy is idle.
+    const p = await plane({}, { drainMs: 600_000 })
+    await p.start()
+    p.setCredentials(MATERIAL)
+    await until('admin up', () => fake.events('start').length === 1)
+    await sleep(150)
+    await p.close()
+    expect(fake.events('drain')).toHaveLength(1)
+    expect(fake.events('sigterm')).toHaveLength(1)
+    expect(logs('dataplane').some((r) => r['msg'] === 'no connection left; drain over')).toBe(true)
+  })
+
   it('close(): SIGKILL when Envoy ignores SIGTERM for killGraceMs', async () => {
-    fake.control({ mode: 'serve', ignoreTerm: true })
+    fake.control({ mode: 'serve', ignoreTerm: true, stats: { 'listener.ingress.downstream_cx_active': 1 } })
     const p = await plane()
     await p.start()
     p.setCredentials(MATERIAL)
