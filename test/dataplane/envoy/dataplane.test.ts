@@ -295,17 +295,10 @@ describe('EnvoyDataPlane', () => {
   })
 
   it('during a drain: rotation reaches the SDS files; destroy() kills Envoy at once, close() resolves, nothing restarts', async () => {
-    // A drain far longer than the test may take: only destroy() can end it in time.
-    const p = new EnvoyDataPlane(deriveSpec(CONFIG, { ...TIMEOUTS, drainMs: 600_000 }), {
-      log: pino({ level: 'trace' }, sink),
-      workDir: join(dir, 'work'),
-      adminPort: await freePort(),
-      envoyPath: fake.path,
-      backoff: { initialMs: 40, maxMs: 160, resetAfterMs: 60_000 },
-      killGraceMs: 600_000,
-      statsIntervalMs: 20,
-    })
-    planes.push(p)
+    // A drain far longer than the test may take, over a connection that stays active:
+    // only destroy() can end it in time.
+    fake.control({ mode: 'serve', stats: { 'listener.ingress.downstream_cx_active': 1 } })
+    const p = await plane({ killGraceMs: 600_000, statsIntervalMs: 20 }, { drainMs: 600_000 })
     await p.start()
     p.setCredentials(MATERIAL)
     await until('start', () => fake.events('start').length === 1)
