@@ -2,12 +2,14 @@
 // forwards a decrypted stream only to such an address: anything else would relay it off
 // the pod.
 //
-// An address configured on one of the pod's interfaces, except the loopback ones: the
-// kernel's local 127.0.0.0/8 and ::1 are the pod's too, but a connection arriving from the
-// network addressed to them (a host routing 127/8 to the pod, with route_localnet set)
-// would reach services bound to loopback precisely to stay off the network. The ruleset
-// drops such packets; this is the second layer. IPv4-mapped IPv6 (`::ffff:10.0.0.2`, what
-// a dual-stack socket reports) is the IPv4 address. A link-local address (fe80::/10) is local only together
+// An address configured on one of the pod's interfaces, except the loopback addresses
+// (127.0.0.0/8, ::1): they are the pod's too, but a connection arriving from the network
+// addressed to them (a host routing 127/8 to the pod, with route_localnet set) would reach
+// services bound to loopback precisely to stay off the network. The ruleset drops such
+// packets; this is the second layer. Any other address counts wherever it is configured,
+// a VIP on `lo` too, as for the ruleset (`fib daddr type local`) and Envoy (which refuses
+// just the loopback prefixes). IPv4-mapped IPv6 (`::ffff:10.0.0.2`, what a dual-stack
+// socket reports) is the IPv4 address. A link-local address (fe80::/10) is local only together
 // with its scope, and only on the interface that holds it (`fe80::1%eth0`).
 //
 // kata-agent configures the pod's addresses after the daemon starts, so the list is
@@ -27,11 +29,16 @@ export type InterfaceReader = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>
 
 interface Snapshot {
   readonly at: number
-  /** Addresses of all interfaces except loopback and link-local ones. */
+  /** Addresses of all interfaces except link-local ones (loopback addresses never match: LOOPBACK). */
   readonly local: net.BlockList
   /** Link-local address -> the interfaces that hold it. */
   readonly linkLocal: ReadonlyMap<string, ReadonlySet<string>>
 }
+
+/** Loopback addresses: never a destination from the network, whichever interface holds them. */
+const LOOPBACK = new net.BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
 
 function isLinkLocal6(address: string): boolean {
   return /^fe[89ab][0-9a-f]:/i.test(address)
@@ -55,7 +62,6 @@ function read(reader: InterfaceReader, at: number): Snapshot {
         linkLocal.set(key, holders)
         continue
       }
-      if (info.internal) continue
       local.addAddress(info.address, family)
     }
   }
@@ -87,10 +93,10 @@ export class LocalAddresses {
 function matches(snap: Snapshot, address: string): boolean {
   const [addr = '', scope, ...rest] = address.split('%')
   if (rest.length > 0) return false
-  if (net.isIPv4(addr)) return scope === undefined && snap.local.check(addr, 'ipv4')
+  if (net.isIPv4(addr)) return scope === undefined && !LOOPBACK.check(addr, 'ipv4') && snap.local.check(addr, 'ipv4')
   if (!net.isIPv6(addr)) return false
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr)
-  if (mapped !== null) return scope === undefined && snap.local.check(mapped[1] ?? '', 'ipv4')
+  if (mapped !== null) return scope === undefined && !LOOPBACK.check(mapped[1] ?? '', 'ipv4') && snap.local.check(mapped[1] ?? '', 'ipv4')
   if (isLinkLocal6(addr)) return scope !== undefined && (snap.linkLocal.get(canonical6(addr))?.has(scope) ?? false)
-  return snap.local.check(addr, 'ipv6')
+  return !LOOPBACK.check(addr, 'ipv6') && snap.local.check(addr, 'ipv6')
 }

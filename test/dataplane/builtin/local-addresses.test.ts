@@ -102,6 +102,17 @@ describe('LocalAddresses', () => {
     expect(l.isLocal('10.244.1.7')).toBe(false)
   })
 
+  it('a non-loopback address held by a loopback interface (a VIP on lo) is local, as the ruleset and Envoy treat it; 127/8 and ::1 are not, on any interface', () => {
+    const l = new LocalAddresses({
+      reader: fixed({
+        lo: [v4('127.0.0.1', 8, true), v6('::1', 128, true), v4('10.96.0.10', 32, true), v6('fd00:96::10', 128, true)],
+        eth0: [v4('10.244.1.7', 24), v4('127.1.2.3', 8)],
+      }).reader,
+    })
+    expect(['10.96.0.10', '::ffff:10.96.0.10', 'fd00:96::10'].map((a) => l.isLocal(a))).toEqual([true, true, true])
+    expect(['127.0.0.1', '127.1.2.3', '127.9.9.9', '::ffff:127.1.2.3', '::1'].map((a) => l.isLocal(a))).toEqual([false, false, false, false, false])
+  })
+
   it('reads this machine’s interfaces by default: a non-loopback address of its own is local, its loopback is not', () => {
     const own = Object.values(os.networkInterfaces()).flat().find((i) => i !== undefined && !i.internal && i.family === 'IPv4')
     if (own !== undefined) expect(new LocalAddresses().isLocal(own.address)).toBe(true)
