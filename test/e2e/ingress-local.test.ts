@@ -198,6 +198,18 @@ for (const plane of planes) {
         expect([tls.result.echoed, mtls.result.echoed]).toEqual([false, false])
       })
 
+      // Envoy has no NOT_LOCAL check of its own for X (its plaintext hop's loopback source
+      // fails there), only the loopback-guard chain: the two connections to 127.0.0.1.
+      it.runIf(plane.kind === 'envoy')('Envoy counted the loopback refusals as NOT_LOCAL (its loopback-guard chain)', async () => {
+        let text = ''
+        for (let i = 0; i < 50; i++) {
+          text = await metricsB()
+          if (/^podvm_mesh_failures_total\{reason="NOT_LOCAL"\} [2-9]/m.test(text)) break
+          await new Promise((r) => setTimeout(r, 100))
+        }
+        expect(text).toMatch(/^podvm_mesh_failures_total\{reason="NOT_LOCAL"\} [2-9]/m)
+      })
+
       it.runIf(plane.kind === 'builtin')('the builtin data plane counted and logged each refusal (NOT_LOCAL)', async () => {
         expect(await metricsB()).toMatch(/^podvm_mesh_failures_total\{reason="NOT_LOCAL"\} ([6-9]|\d\d)/m)
         const refusals = daemonB.records().filter((r) => r['reason'] === 'NOT_LOCAL')
