@@ -10,5 +10,7 @@ export type EnvoyCode =
   | 'ENVOY_SPAWN'
   /** Bootstrap or SDS files could not be written. */
   | 'ENVOY_WRITE'
+  /** Envoy's admin API answered with something that is not what it documents. */
+  | 'ENVOY_ADMIN'
 
 export class EnvoyError extends MeshError<EnvoyCode> {}

@@ -11,21 +11,26 @@
 
 import type { DataPlaneStats } from '../dataplane.js'
 import type { DataPlaneSpec, ListenerSpec } from '../spec.js'
+import { EnvoyError } from './errors.js'
 import { CLUSTERS, egressResourceName, loopGuardStatPrefix, notLocalStatPrefix } from './bootstrap.js'
 
 export type EnvoyCounters = ReadonlyMap<string, number>
 
-/** Counters and gauges from the JSON body; histograms and non-numbers are skipped. */
+/**
+ * Counters and gauges from the JSON body; histograms and non-numbers are skipped. A body
+ * that is not Envoy's stats document throws (ENVOY_ADMIN): read as "no counters", it
+ * would reset the metrics to zero and make a draining Envoy look idle.
+ */
 export function parseEnvoyStats(body: string): EnvoyCounters {
   const out = new Map<string, number>()
   let doc: unknown
   try {
     doc = JSON.parse(body)
-  } catch {
-    return out
+  } catch (cause) {
+    throw new EnvoyError('ENVOY_ADMIN', 'admin /stats: not JSON', { length: body.length }, { cause })
   }
-  const stats = (doc as { stats?: unknown }).stats
-  if (!Array.isArray(stats)) return out
+  const stats = (doc as { stats?: unknown } | null)?.stats
+  if (!Array.isArray(stats)) throw new EnvoyError('ENVOY_ADMIN', 'admin /stats: no "stats" array', { length: body.length })
   for (const s of stats) {
     if (typeof s !== 'object' || s === null) continue
     const { name, value } = s as { name?: unknown; value?: unknown }

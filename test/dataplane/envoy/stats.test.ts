@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest'
 import type { MeshConfig, Port } from '../../../src/config/types.js'
 import { deriveSpec } from '../../../src/dataplane/spec.js'
 import { renderBootstrap } from '../../../src/dataplane/envoy/bootstrap.js'
+import { thrown } from '../../support.js'
 import { addStats, parseEnvoyStats, statsFromEnvoy } from '../../../src/dataplane/envoy/stats.js'
 
 const CONFIG: MeshConfig = {
@@ -66,7 +67,11 @@ describe('statsFromEnvoy', () => {
   it('parses the admin JSON, skipping histograms and junk', () => {
     const m = parseEnvoyStats(JSON.stringify({ stats: [{ name: 'a', value: 1 }, { name: 'b', value: 'x' }, { histograms: {} }, null] }))
     expect([...m]).toEqual([['a', 1]])
-    expect(parseEnvoyStats('not json').size).toBe(0)
+    // Not Envoy's stats document: an error, never "no counters" (which would zero the
+    // metrics and make a draining Envoy look idle).
+    for (const body of ['not json', 'null', '{}', '{"stats":{}}']) {
+      expect(thrown(() => parseEnvoyStats(body)), body).toMatchObject({ code: 'ENVOY_ADMIN' })
+    }
   })
 
   it('addStats sums counters and keeps the newer gauge', () => {
