@@ -80,23 +80,37 @@ export class LocalAddresses {
 
   /** Whether `address` (as a socket reports it: mapped, scoped) is a network-facing address of this pod. */
   isLocal(address: string): boolean {
+    const a = parse(address)
+    // Refused before any read: a loopback or malformed destination is not a miss worth
+    // reading the interfaces again for (a flood of them would otherwise pay for reads).
+    if (a === undefined || LOOPBACK.check(a.addr, a.family)) return false
     const now = this.#now()
     let snap = this.#snapshot
     if (snap === undefined || now - snap.at >= LOCAL_ADDRESSES_MAX_AGE_MS) snap = this.#snapshot = read(this.#reader, now)
-    if (matches(snap, address)) return true
+    if (matches(snap, a)) return true
     if (now - snap.at < LOCAL_ADDRESSES_MISS_REFRESH_MS) return false
     this.#snapshot = read(this.#reader, now)
-    return matches(this.#snapshot, address)
+    return matches(this.#snapshot, a)
   }
 }
 
-function matches(snap: Snapshot, address: string): boolean {
-  const [addr = '', scope, ...rest] = address.split('%')
-  if (rest.length > 0) return false
-  if (net.isIPv4(addr)) return scope === undefined && !LOOPBACK.check(addr, 'ipv4') && snap.local.check(addr, 'ipv4')
-  if (!net.isIPv6(addr)) return false
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr)
-  if (mapped !== null) return scope === undefined && !LOOPBACK.check(mapped[1] ?? '', 'ipv4') && snap.local.check(mapped[1] ?? '', 'ipv4')
-  if (isLinkLocal6(addr)) return scope !== undefined && (snap.linkLocal.get(canonical6(addr))?.has(scope) ?? false)
-  return !LOOPBACK.check(addr, 'ipv6') && snap.local.check(addr, 'ipv6')
+interface Destination {
+  /** IPv4-mapped IPv6 is given as the IPv4 address. */
+  readonly addr: string
+  readonly family: 'ipv4' | 'ipv6'
+  readonly scope: string | undefined
+}
+
+/** A socket's address text; undefined when it is no address (or an IPv4 one with a scope). */
+function parse(address: string): Destination | undefined {
+  const [text = '', scope, ...rest] = address.split('%')
+  if (rest.length > 0) return undefined
+  const addr = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text)?.[1] ?? text
+  if (net.isIPv4(addr)) return scope === undefined ? { addr, family: 'ipv4', scope } : undefined
+  return net.isIPv6(addr) ? { addr, family: 'ipv6', scope } : undefined
+}
+
+function matches(snap: Snapshot, a: Destination): boolean {
+  if (a.family === 'ipv6' && isLinkLocal6(a.addr)) return a.scope !== undefined && (snap.linkLocal.get(canonical6(a.addr))?.has(a.scope) ?? false)
+  return snap.local.check(a.addr, a.family)
 }
