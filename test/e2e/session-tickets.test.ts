@@ -4,15 +4,14 @@
 // certificate request) and must demand a certificate instead. Real daemons from dist/,
 // clients in another namespace.
 
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MeshLab, sansFor } from '../../src/demo/index.js'
 import { envoyForTests } from '../envoy-support.js'
+import { NODE, netnsScript, type ResumeExchange } from '../dataplane/netns/harness.js'
 import { requireNetns } from './netns.js'
 
-const RESUME_CLIENT = join(dirname(fileURLToPath(import.meta.url)), '..', 'dataplane', 'netns', 'tls-resume-client.mjs')
-const NODE = process.execPath
+const RESUME_CLIENT = netnsScript('tls-resume-client.mjs')
 const MTLS = 8080
 const OPEN = 8443
 
@@ -24,25 +23,17 @@ const planes = [
   { kind: 'envoy', prefix: 'pmstv', subnet: 86, skip: envoy.skip },
 ] as const
 
-interface Exchange {
-  readonly secure: boolean
-  readonly resumed?: boolean
-  readonly received: string
-  readonly error?: string
-  readonly gotSession: boolean
-}
-
 for (const plane of planes) {
   const suite = plane.skip === undefined ? describeNetns : describe.skip
   suite(`session tickets per listener, ${plane.kind} data plane${plane.skip === undefined ? '' : ` (skipped: ${plane.skip})`}`, () => {
     let lab: MeshLab
 
-    const resume = async (first: number, second: number, withCert: boolean): Promise<{ first: Exchange; second: Exchange }> => {
+    const resume = async (first: number, second: number, withCert: boolean): Promise<{ first: ResumeExchange; second: ResumeExchange }> => {
       const tls = lab.pki.tlsDir('c')
       const r = await lab.topology.exec('c', NODE, [RESUME_CLIENT, lab.node('b').ipv4, String(first), String(second), join(tls, 'mesh-ca.pem'), withCert ? tls : '-'], {
         timeoutMs: 15_000,
       })
-      return JSON.parse(r.stdout.trim()) as { first: Exchange; second: Exchange }
+      return JSON.parse(r.stdout.trim()) as { first: ResumeExchange; second: ResumeExchange }
     }
 
     beforeAll(async () => {

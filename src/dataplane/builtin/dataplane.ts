@@ -144,8 +144,7 @@ export class BuiltinDataPlane extends DataPlaneBase {
       credentials: () => this.#credentials,
       fail: (conn, reason, fields) => this.#fail(conn, reason, fields),
       handshakeCompleted: (conn) => {
-        this.#release.get(conn)?.()
-        this.#release.delete(conn)
+        this.#leavePending(conn)
         this.#handshakes[conn.listener] = (this.#handshakes[conn.listener] ?? 0) + 1
       },
       splice: (conn, down, up) => this.#splice(conn, down, up),
@@ -384,8 +383,7 @@ export class BuiltinDataPlane extends DataPlaneBase {
 
   #connectionDone(conn: Connection): void {
     this.#conns.delete(conn)
-    this.#release.get(conn)?.()
-    this.#release.delete(conn)
+    this.#leavePending(conn)
     const held = this.#held.get(conn)
     if (held !== undefined) {
       clearTimeout(held.timer)
@@ -398,6 +396,12 @@ export class BuiltinDataPlane extends DataPlaneBase {
       this.#bytesOut += bytes.out
     }
     if (this.#conns.size === 0) this.#drained?.()
+  }
+
+  /** The connection no longer counts against the pending bounds (it authenticated, or it is gone). */
+  #leavePending(conn: Connection): void {
+    this.#release.get(conn)?.()
+    this.#release.delete(conn)
   }
 
   #fail(conn: Connection, reason: FailureReason, fields: Record<string, unknown> = {}): void {

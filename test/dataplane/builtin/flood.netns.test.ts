@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { requireNetns, createTopology, type Topology } from '../../e2e/netns.js'
 import { createTestPki, writeContrastLayout } from '../../fixtures/pki.js'
-import { NODE, ingressRuleset, installTproxy, netnsScript, startApp, startDataPlane, type DataPlaneProcess, type LineReader } from '../netns/harness.js'
+import { NODE, ingressRuleset, installTproxy, netnsScript, startApp, startDataPlane, type DataPlaneProcess, type LineReader, type ResumeExchange } from '../netns/harness.js'
 
 /** Small limits, so a handful of connections floods the listener. */
 const LIMITS = { pendingPerListener: 6, pendingPerSource: 4 }
@@ -21,14 +21,6 @@ interface Idle {
   readonly open: boolean
   readonly ended: boolean
   readonly error?: string
-}
-
-interface Exchange {
-  readonly secure: boolean
-  readonly resumed?: boolean
-  readonly received: string
-  readonly error?: string
-  readonly gotSession: boolean
 }
 
 /** Still open in both directions: shed connections end (FIN), refused ones are reset. */
@@ -69,11 +61,11 @@ describeNetns('built-in data plane under a connection flood, and per-listener TL
       await new Promise((r) => setTimeout(r, 50))
     }
   }
-  const resume = async (first: number, second: number, certDir: string): Promise<{ first: Exchange; second: Exchange }> => {
+  const resume = async (first: number, second: number, certDir: string): Promise<{ first: ResumeExchange; second: ResumeExchange }> => {
     const r = await topo.exec('c', NODE, [netnsScript('tls-resume-client.mjs'), topo.node('s').ipv4, String(first), String(second), caFile, certDir], {
       timeoutMs: 15_000,
     })
-    return JSON.parse(r.stdout.trim()) as { first: Exchange; second: Exchange }
+    return JSON.parse(r.stdout.trim()) as { first: ResumeExchange; second: ResumeExchange }
   }
 
   beforeAll(async () => {

@@ -13,6 +13,15 @@ export const NODE = process.execPath
 /** Scripts run inside the namespaces (clients); each prints one JSON result. */
 export const netnsScript = (name: string): string => join(NETNS_DIR, name)
 
+/** What tls-resume-client.mjs prints for each of its two connections. */
+export interface ResumeExchange {
+  readonly secure: boolean
+  readonly resumed?: boolean
+  readonly received: string
+  readonly error?: string
+  readonly gotSession: boolean
+}
+
 /** Inbound TCP to the data plane: 8081 to 15007 (no client certificate), the rest to 15006. */
 export function ingressRuleset(table: string): string {
   return `
